@@ -1,0 +1,3 @@
+from dbt_stripe_sync.cli import main
+
+raise SystemExit(main())

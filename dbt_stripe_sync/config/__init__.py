@@ -1,0 +1,1 @@
+"""The `stripe_sync` meta contract: JSON Schema check, typed config, friendly errors."""
