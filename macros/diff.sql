@@ -1,0 +1,117 @@
+{#-
+  The diff: the model joined with the ledger on the primary key, compared by a hash of the
+  mapped payload, so that only new, changed, retried and deleted rows leave the warehouse.
+  `sync:` references are resolved here too, from the referenced sync's ledger, with no API call.
+
+  Every macro returns SQL text (dbt-stripe-sync executes it), so each warehouse can override
+  one piece through adapter.dispatch without copying the rest.
+-#}
+
+{% macro sql_string(value) %}
+  {{ return(adapter.dispatch('sql_string', 'dbt_stripe_sync')(value)) }}
+{% endmacro %}
+
+{% macro default__sql_string(value) %}
+  {{ return("'" ~ (value | string).replace("'", "''") ~ "'") }}
+{% endmacro %}
+
+{% macro hash_sql(expressions) %}
+  {{ return(adapter.dispatch('hash_sql', 'dbt_stripe_sync')(expressions)) }}
+{% endmacro %}
+
+{% macro default__hash_sql(expressions) %}
+  {#- length-prefixed parts, so ('ab', 'c') and ('a', 'bc') never hash alike; null is its own marker -#}
+  {%- set parts = [] -%}
+  {%- for e in expressions -%}
+    {%- set s = 'cast(' ~ e ~ ' as ' ~ dbt.type_string() ~ ')' -%}
+    {%- do parts.append("coalesce(cast(length(" ~ s ~ ") as " ~ dbt.type_string() ~ ") || ':' || " ~ s ~ ", 'N')") -%}
+  {%- endfor -%}
+  {{ return('md5(' ~ parts | join(" || '|' || ") ~ ')') }}
+{% endmacro %}
+
+{% macro key_check_sql(model_relation, key_column) %}
+  {{ return(adapter.dispatch('key_check_sql', 'dbt_stripe_sync')(model_relation, key_column)) }}
+{% endmacro %}
+
+{% macro default__key_check_sql(model_relation, key_column) %}
+  {%- set k = adapter.quote(key_column) -%}
+  {{ return(
+    'select cast(' ~ k ~ ' as ' ~ dbt.type_string() ~ ') as k, count(*) as n from ' ~ model_relation
+    ~ ' group by 1 having count(*) > 1 or ' ~ k ~ ' is null order by 2 desc limit 5'
+  ) }}
+{% endmacro %}
+
+{% macro count_sql(model_relation) %}
+  {{ return('select count(*) from ' ~ model_relation) }}
+{% endmacro %}
+
+{% macro diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected) %}
+  {{ return(adapter.dispatch('diff_sql', 'dbt_stripe_sync')(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected)) }}
+{% endmacro %}
+
+{% macro default__diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected) %}
+  {%- set str = dbt.type_string() -%}
+  {%- set q = dbt_stripe_sync.sql_string -%}
+  {%- set src_cols = [] -%}
+  {%- for c in columns -%}
+    {%- do src_cols.append(adapter.quote(c) ~ ' as c' ~ loop.index0) -%}
+  {%- endfor -%}
+  {%- set hash_parts = [q(fingerprint)] -%}
+  {%- for c in columns -%}{%- do hash_parts.append('s.c' ~ loop.index0) -%}{%- endfor -%}
+  {%- set ref_cols = [] -%}
+  {%- set ref_joins = [] -%}
+  {%- for r in references -%}
+    {%- set a = 'rf' ~ loop.index0 -%}
+    {%- set key_expr = 'cast(s.c' ~ columns.index(r['column']) ~ ' as ' ~ str ~ ')' -%}
+    {%- do ref_joins.append('left join ' ~ ledger_relation ~ ' ' ~ a ~ ' on ' ~ a ~ '.sync_name = ' ~ q(r['sync'])
+          ~ ' and ' ~ a ~ '.source_key = ' ~ key_expr ~ " and " ~ a ~ ".status = 'synced'") -%}
+    {%- do ref_cols.append(a ~ '.stripe_id as r' ~ loop.index0) -%}
+    {%- do hash_parts.append(a ~ '.stripe_id') -%}
+  {%- endfor -%}
+  {%- set sql -%}
+with src as (
+    select cast({{ adapter.quote(key_column) }} as {{ str }}) as _dss_key, {{ src_cols | join(', ') }}
+    from {{ model_relation }}
+),
+hashed as (
+    select s.*{% for rc in ref_cols %}, {{ rc }}{% endfor %}, {{ dbt_stripe_sync.hash_sql(hash_parts) }} as _dss_hash
+    from src s
+    {{ ref_joins | join('\n    ') }}
+),
+led as (
+    select * from {{ ledger_relation }} where sync_name = {{ q(sync_name) }}
+)
+select
+    coalesce(h._dss_key, l.source_key) as _dss_key,
+    h._dss_hash,
+    case
+        when h._dss_key is null then 'deleted'
+        when l.source_key is null then 'new'
+        when l.status in ('deleted', 'archived', 'left') then 'reappeared'
+        when l.status in ('pending', 'failed', 'rejected') then 'retry'
+        else 'changed'
+    end as _dss_change,
+    {% for name, type in dbt_stripe_sync.ledger_columns() %}l.{{ adapter.quote(name) }} as {{ adapter.quote('_l_' ~ name) }},
+    {% endfor %}
+    {% for c in columns %}h.c{{ loop.index0 }}, {% endfor %}
+    {% for r in references %}h.r{{ loop.index0 }}, {% endfor %}
+    1 as _dss_end
+from hashed h
+full outer join led l on h._dss_key = l.source_key
+where
+    (h._dss_key is not null and l.source_key is null)
+    or (h._dss_key is not null and l.status in ('pending', 'failed'))
+    or (h._dss_key is not null and l.status = 'rejected'
+        and ({{ 'true' if retry_rejected else 'false' }} or l.attempt_hash is null or l.attempt_hash <> h._dss_hash))
+    or (h._dss_key is not null and l.status = 'synced'
+        and (l.payload_hash is null or l.payload_hash <> h._dss_hash))
+    or (h._dss_key is not null and l.status in ('deleted', 'archived', 'left'))
+    {% if include_deletes -%}
+    or (h._dss_key is null and l.status in ('synced', 'failed', 'rejected')
+        and l.stripe_id is not null)
+    or (h._dss_key is null and l.status = 'pending')
+    {%- endif %}
+order by 1
+  {%- endset -%}
+  {{ return(sql) }}
+{% endmacro %}
