@@ -1,0 +1,517 @@
+"""StripeGateway against a scripted HTTP server on 127.0.0.1, through the real Stripe SDK."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError, TokenBucket
+from dbt_stripe_sync.gateway.retry import Backoff, parse_retry_after
+from dbt_stripe_sync.secrets import InvalidApiKeyError
+
+sys.path.insert(0, os.path.dirname(__file__))
+from scripted_server import Recorded, Reply, ScriptedServer, error
+
+pytestmark = pytest.mark.timeout(30)
+
+KEY = "sk_test_51SecretKeyAbcdefghijklmnop1234"
+
+
+class FakeClock:
+    """Monotonic clock that only moves when something sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+
+@pytest.fixture
+def server():
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def make_gateway(server, sleeps):
+    made: list[StripeGateway] = []
+
+    def make(**kw) -> StripeGateway:
+        kw.setdefault("api_base", server.url)
+        kw.setdefault("rate_limit", 1000.0)
+        kw.setdefault("sleep", sleeps.append)
+        kw.setdefault("rng", random.Random(7))
+        kw.setdefault("timeout_s", 5.0)
+        gw = StripeGateway(kw.pop("api_key", KEY), **kw)
+        made.append(gw)
+        return gw
+
+    yield make
+    for gw in made:
+        gw.close()
+
+
+# -- retry rules -----------------------------------------------------------------------------------
+
+
+def test_two_500s_then_200_is_three_counted_attempts(server, make_gateway):
+    server.script(error(500), error(500), Reply(200, {"id": "cus_1", "object": "customer"}))
+    gw = make_gateway()
+    assert gw.request("get", "/v1/customers/cus_1") == {"id": "cus_1", "object": "customer"}
+    assert len(server.requests) == 3
+    s = gw.stats.snapshot()
+    assert (s.requests, s.retries) == (3, 2)
+    assert (dict(s.by_status), dict(s.by_method)) == ({500: 2, 200: 1}, {"get": 3})
+
+
+def test_should_retry_false_wins_over_500(server, make_gateway):
+    server.script(error(500, headers={"Stripe-Should-Retry": "false"}))
+    gw = make_gateway()
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("get", "/v1/customers/cus_1")
+    assert ei.value.status == 500 and ei.value.retryable is False
+    assert len(server.requests) == 1 and gw.stats.requests == 1 and gw.stats.retries == 0
+
+
+def test_should_retry_true_retries_even_a_400(server, make_gateway):
+    server.script(error(400, "whatever", headers={"Stripe-Should-Retry": "true"}), Reply())
+    gw = make_gateway()
+    gw.request("post", "/v1/customers", {"name": "x"})
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("code", ["lock_timeout", "rate_limit"])
+def test_429_is_retried_even_for_post_without_key(server, make_gateway, code):
+    server.script(error(429, code, type="invalid_request_error"), Reply())
+    gw = make_gateway()
+    gw.request("post", "/v1/customers", {"name": "x"})
+    assert len(server.requests) == 2 and gw.stats.by_status == {429: 1, 200: 1}
+
+
+def test_409_idempotency_in_flight_conflict_is_retried(server, make_gateway):
+    server.script(error(409, "idempotency_key_in_use", type="idempotency_error"), Reply())
+    gw = make_gateway()
+    gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="ik-1")
+    assert len(server.requests) == 2
+
+
+def test_400_is_not_retried_and_error_is_clean(server, make_gateway):
+    server.script(
+        error(
+            400,
+            "parameter_invalid_integer",
+            "Invalid integer: abc",
+            type="invalid_request_error",
+            param="unit_amount",
+        )
+    )
+    gw = make_gateway()
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("post", "/v1/prices", {"unit_amount": "abc"}, idempotency_key="ik-2")
+    e = ei.value
+    assert str(e) == "Stripe 400 parameter_invalid_integer (unit_amount): Invalid integer: abc"
+    assert (e.status, e.code, e.type, e.param, e.retryable) == (
+        400,
+        "parameter_invalid_integer",
+        "invalid_request_error",
+        "unit_amount",
+        False,
+    )
+    assert e.request_id == "req_1"
+    assert len(server.requests) == 1
+
+
+def test_post_without_idempotency_key_not_retried_after_dropped_connection(server, make_gateway):
+    server.script(Reply(action="drop"), Reply())
+    gw = make_gateway()
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("post", "/v1/customers", {"name": "x"})
+    assert ei.value.status is None and ei.value.retryable is False
+    assert "outcome unknown" in str(ei.value)
+    assert len(server.requests) == 1
+    assert gw.stats.requests == 1 and gw.stats.connection_errors == 1
+
+
+def test_post_with_idempotency_key_retried_after_dropped_connection_with_same_key(server, make_gateway):
+    server.script(Reply(action="drop"), Reply(200, {"id": "cus_9"}))
+    gw = make_gateway()
+    assert gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="sync-cus-9")["id"] == "cus_9"
+    reqs = server.requests
+    assert len(reqs) == 2
+    assert [r.headers.get("idempotency-key") for r in reqs] == ["sync-cus-9", "sync-cus-9"]
+    assert gw.stats.requests == 2 and gw.stats.retries == 1
+
+
+def test_post_5xx_without_idempotency_key_is_not_retried(server, make_gateway):
+    server.script(error(500), Reply())
+    gw = make_gateway()
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("post", "/v1/customers", {"name": "x"})
+    assert ei.value.status == 500 and ei.value.retryable is False
+    assert len(server.requests) == 1
+
+
+def test_get_retried_after_dropped_connection(server, make_gateway):
+    server.script(Reply(action="drop"), Reply(200, {"id": "cus_1"}))
+    gw = make_gateway()
+    assert gw.request("get", "/v1/customers/cus_1")["id"] == "cus_1"
+    assert len(server.requests) == 2
+
+
+def test_exhausted_retries_raise_retryable(server, make_gateway, sleeps):
+    server.handler = lambda rec: error(503, message="down")
+    gw = make_gateway(max_retries=3)
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("delete", "/v1/customers/cus_1")
+    assert ei.value.retryable is True and ei.value.attempts == 4 and ei.value.status == 503
+    assert len(server.requests) == 4 and gw.stats.requests == 4 and gw.stats.retries == 3
+    assert len(sleeps) == 3
+
+
+def test_invalid_json_success_body_is_retried_for_get(server, make_gateway):
+    server.script(Reply(200, "<html>proxy</html>"), Reply(200, {"id": "cus_1"}))
+    gw = make_gateway()
+    assert gw.request("get", "/v1/customers/cus_1")["id"] == "cus_1"
+    assert len(server.requests) == 2
+
+
+# -- backoff ---------------------------------------------------------------------------------------
+
+
+def test_backoff_honours_retry_after(server, make_gateway, sleeps):
+    server.script(error(429, "rate_limit", headers={"Retry-After": "3"}), Reply())
+    gw = make_gateway(max_backoff_s=8.0)
+    gw.request("get", "/v1/customers")
+    assert sleeps == [3.0]
+
+
+def test_backoff_full_jitter_is_bounded_and_capped():
+    b = Backoff(max_backoff_s=2.0, rng=random.Random(1))
+    for retry in range(12):
+        ceiling = min(2.0, 0.5 * 2**retry)
+        delays = [b.delay(retry) for _ in range(50)]
+        assert all(0.0 <= d <= ceiling for d in delays)
+    assert max(b.delay(10) for _ in range(200)) > 1.0  # full range is used, not just the bottom
+    assert b.delay(0, retry_after_s=5.0) == 5.0
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after("junk") is None
+    assert parse_retry_after("100000") == 60.0
+    assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=0.0) == 10.0
+
+
+# -- encoding --------------------------------------------------------------------------------------
+
+
+def test_nested_params_are_form_encoded_the_stripe_way(server, make_gateway):
+    gw = make_gateway()
+    gw.request(
+        "post",
+        "/v1/subscriptions",
+        {
+            "customer": "cus_1",
+            "items": [{"price": "price_a", "quantity": 2}, {"price": "price_b"}],
+            "metadata": {"dss_id": "42"},
+            "address": {"line1": "1 Main St"},
+            "cancel_at_period_end": False,
+        },
+        idempotency_key="ik-enc",
+    )
+    gw.request("get", "/v1/customers", {"email": "a@b.c", "expand": ["data.default_source"]})
+    post, get = server.requests
+    assert post.form == {
+        "customer": ["cus_1"],
+        "items[0][price]": ["price_a"],
+        "items[0][quantity]": ["2"],
+        "items[1][price]": ["price_b"],
+        "metadata[dss_id]": ["42"],
+        "address[line1]": ["1 Main St"],
+        "cancel_at_period_end": ["false"],
+    }
+    assert post.headers["idempotency-key"] == "ik-enc"
+    assert post.headers["authorization"] == f"Bearer {KEY}"
+    assert get.query == {"email": ["a@b.c"], "expand[0]": ["data.default_source"]}
+
+
+def test_rejects_non_api_paths_and_methods(make_gateway):
+    gw = make_gateway()
+    with pytest.raises(ValueError):
+        gw.request("get", "https://evil.example/v1/customers")
+    with pytest.raises(ValueError):
+        gw.request("put", "/v1/customers")
+
+
+# -- rate limiting ---------------------------------------------------------------------------------
+
+
+def test_token_bucket_deterministic_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(10.0, clock=clock, sleep=clock.sleep)
+    for _ in range(35):
+        bucket.acquire()
+    # a burst of 10, then one token every 0.1s
+    assert clock.now - 1000.0 == pytest.approx(2.5)
+    assert len(clock.sleeps) == 25
+
+
+def test_gateway_keeps_to_rate_with_injected_clock(server, make_gateway):
+    clock = FakeClock()
+    gw = make_gateway(rate_limit=10.0, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        gw.request("get", "/v1/customers/cus_1")
+    assert clock.now - 1000.0 == pytest.approx(2.0)
+    assert len(server.requests) == 30
+
+
+def test_search_has_its_own_lower_limit(server, make_gateway):
+    clock = FakeClock()
+    server.handler = lambda rec: Reply(200, {"object": "search_result", "data": [], "has_more": False})
+    gw = make_gateway(rate_limit=100.0, search_rate_limit=5.0, clock=clock, sleep=clock.sleep)
+    for _ in range(15):
+        list(gw.search_all("/v1/customers", "email:'a@b.c'"))
+    assert clock.now - 1000.0 == pytest.approx(2.0)
+
+
+def test_default_rates_by_key_mode(make_gateway):
+    assert make_gateway(rate_limit=None)._limiter.rate == 25.0
+    live = make_gateway(rate_limit=None, api_key="rk_live_" + "x" * 24)
+    assert live._limiter.rate == 100.0 and live.mode == "live"
+    assert live._search_limiter.rate == 20.0
+
+
+def test_token_bucket_is_thread_safe_in_real_time():
+    bucket = TokenBucket(200.0, burst=1)
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: bucket.acquire(), range(81)))
+    assert time.monotonic() - start >= 80 / 200 - 0.02
+
+
+# -- per-object serialisation ----------------------------------------------------------------------
+
+
+def _overlaps(a: Recorded, b: Recorded) -> bool:
+    return a.started < b.finished and b.started < a.finished
+
+
+def _run_pair(gw: StripeGateway, keys: tuple[str, str]) -> None:
+    barrier = threading.Barrier(2)
+
+    def call(key: str) -> None:
+        barrier.wait()
+        gw.request("post", "/v1/invoiceitems", {"invoice": key}, idempotency_key=f"ik-{key}", lock_key=key)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(call, keys))
+
+
+def test_same_lock_key_never_overlaps_different_keys_do(server, make_gateway):
+    server.handler = lambda rec: Reply(200, {"id": "ii_1"}, delay_s=0.3)
+    gw = make_gateway()
+    _run_pair(gw, ("in_1", "in_1"))
+    first, second = server.requests
+    assert not _overlaps(first, second)
+
+    gw2 = make_gateway()
+    _run_pair(gw2, ("in_1", "in_2"))
+    third, fourth = server.requests[2:]
+    assert _overlaps(third, fourth)
+
+
+def test_lock_key_is_held_through_retries(server, make_gateway):
+    # first call hits a 500 and retries; the second call (same key) must not slip in between
+    server.script(Reply(**{**error(500).__dict__, "delay_s": 0.2}))
+    server.handler = lambda rec: Reply(200, {"id": rec.form.get("n", ["?"])[0]}, delay_s=0.05)
+    gw = make_gateway()
+    started = threading.Event()
+
+    def first():
+        started.set()
+        gw.request("post", "/v1/invoices/in_1", {"n": "a"}, idempotency_key="ik-a", lock_key="in_1")
+
+    def second():
+        started.wait()
+        time.sleep(0.05)
+        gw.request("post", "/v1/invoices/in_1", {"n": "b"}, idempotency_key="ik-b", lock_key="in_1")
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(first), pool.submit(second)]
+        for f in futures:
+            f.result()
+    assert [r.form["n"][0] for r in server.requests] == ["a", "a", "b"]
+    assert len(gw._locks) == 0  # no lock entries leak
+
+
+# -- timeouts --------------------------------------------------------------------------------------
+
+
+def test_timeout_ends_a_hung_request(server, make_gateway):
+    server.handler = lambda rec: Reply(action="hang")
+    gw = make_gateway(timeout_s=0.4, max_retries=1)
+    start = time.monotonic()
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("get", "/v1/customers/cus_1")
+    assert time.monotonic() - start < 5
+    assert ei.value.retryable is True and ei.value.status is None and ei.value.attempts == 2
+    assert "Timeout" in str(ei.value)
+    assert gw.stats.requests == 2 and len(server.requests) == 2
+
+
+# -- pagination ------------------------------------------------------------------------------------
+
+
+def _list_handler(objects: list[dict]):
+    def handle(rec: Recorded) -> Reply:
+        limit = int(rec.query["limit"][0])
+        start = 0
+        if "starting_after" in rec.query:
+            start = [o["id"] for o in objects].index(rec.query["starting_after"][0]) + 1
+        page = objects[start : start + limit]
+        return Reply(200, {"object": "list", "data": page, "has_more": start + limit < len(objects)})
+
+    return handle
+
+
+def test_list_all_pages_by_100_with_exact_call_count(server, make_gateway):
+    objects = [{"id": f"cus_{i:03d}", "object": "customer"} for i in range(250)]
+    server.handler = _list_handler(objects)
+    gw = make_gateway()
+    with gw.scope("stripe_customers"):
+        got = list(gw.list_all("/v1/customers", {"email": "x@y.z"}))
+    assert got == objects
+    assert len(server.requests) == 3 and gw.stats.for_scope("stripe_customers").requests == 3
+    assert [r.query.get("starting_after") for r in server.requests] == [None, ["cus_099"], ["cus_199"]]
+    assert all(r.query["limit"] == ["100"] and r.query["email"] == ["x@y.z"] for r in server.requests)
+
+
+def test_list_all_exact_multiple_of_page_size(server, make_gateway):
+    objects = [{"id": f"prod_{i:03d}"} for i in range(200)]
+    server.handler = _list_handler(objects)
+    gw = make_gateway()
+    assert len(list(gw.list_all("/v1/products"))) == 200
+    assert gw.stats.requests == 2
+
+
+def test_search_all_follows_next_page(server, make_gateway):
+    server.script(
+        Reply(200, {"object": "search_result", "data": [{"id": "a"}], "has_more": True, "next_page": "p2"}),
+        Reply(200, {"object": "search_result", "data": [{"id": "b"}], "has_more": False, "next_page": None}),
+    )
+    gw = make_gateway()
+    assert [o["id"] for o in gw.search_all("/v1/customers", "metadata['k']:'v'")] == ["a", "b"]
+    first, second = server.requests
+    assert first.path == "/v1/customers/search" and first.query["query"] == ["metadata['k']:'v'"]
+    assert "page" not in first.query and second.query["page"] == ["p2"]
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+def test_key_never_in_exceptions_or_logs(server, make_gateway, caplog):
+    caplog.set_level(logging.DEBUG)
+    server.script(
+        error(500, message=f"oops {KEY}"),
+        error(401, message=f"Invalid API Key provided: {KEY}", type="invalid_request_error"),
+        Reply(502, f"<html>bad gateway {KEY}</html>"),
+    )
+    gw = make_gateway(max_retries=0)
+    texts = []
+    for _ in range(3):
+        with pytest.raises(StripeRequestError) as ei:
+            gw.request("get", "/v1/customers")
+        texts += [str(ei.value), repr(ei.value), ei.value.message]
+    with pytest.raises(StripeRequestError) as ei:  # connection error path
+        StripeGateway(KEY, api_base="http://127.0.0.1:9", max_retries=0).request("get", "/v1/x")
+    texts += [str(ei.value), repr(ei.value)]
+    logging.getLogger("dbt_stripe_sync.gateway").warning("using %s", KEY)
+    logging.getLogger("stripe").debug("auth: Bearer " + KEY)
+    assert "sk_test_…1234" in caplog.text
+    assert all(KEY not in t for t in texts)
+    assert KEY not in caplog.text
+    assert all(KEY not in r.getMessage() for r in caplog.records)
+
+
+def test_bad_key_is_rejected_without_echo():
+    bad = "sk_tset_" + "Z" * 24
+    with pytest.raises(InvalidApiKeyError) as ei:
+        StripeGateway(bad)
+    assert bad not in str(ei.value) and "Z" * 5 not in str(ei.value)
+    with pytest.raises(InvalidApiKeyError, match="publishable"):
+        StripeGateway("pk_test_" + "Z" * 24)
+
+
+# -- stats & concurrency ---------------------------------------------------------------------------
+
+
+def test_scope_counting_is_exact(server, make_gateway):
+    server.script(error(500), Reply(), Reply(), Reply())
+    gw = make_gateway()
+    with gw.scope("stripe_customers"):
+        gw.request("get", "/v1/customers/cus_1")  # 500 then 200
+    with gw.scope("stripe_prices"):
+        gw.request("post", "/v1/prices", {"unit_amount": 5}, idempotency_key="ik-p")
+    gw.request("get", "/v1/balance")  # unscoped
+    c = gw.stats.for_scope("stripe_customers")
+    assert (c.requests, c.retries) == (2, 1)
+    assert (dict(c.by_status), dict(c.by_method)) == ({500: 1, 200: 1}, {"get": 2})
+    p = gw.stats.for_scope("stripe_prices")
+    assert (p.requests, p.retries, dict(p.by_method)) == (1, 0, {"post": 1})
+    assert gw.stats.for_scope("nothing").requests == 0
+    assert gw.stats.requests == 4 == len(server.requests)
+    assert set(gw.stats.scopes()) == {"stripe_customers", "stripe_prices"}
+
+
+def test_thread_pool_counts_match_server_exactly(server, make_gateway):
+    n = {"i": 0}
+    lock = threading.Lock()
+
+    def flaky(rec: Recorded) -> Reply:
+        with lock:
+            n["i"] += 1
+            i = n["i"]
+        return error(500) if i % 5 == 0 else Reply(200, {"id": f"obj_{i}"})
+
+    server.handler = flaky
+    gw = make_gateway()
+
+    def task(i: int) -> None:
+        with gw.scope(f"model_{i % 3}"):
+            gw.request("get", f"/v1/customers/cus_{i}", lock_key=f"cus_{i % 4}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(task, range(60)))
+    s = gw.stats.snapshot()
+    assert s.requests == len(server.requests) == 60 + s.retries
+    assert sum(gw.stats.for_scope(f"model_{k}").requests for k in range(3)) == s.requests
+
+
+def test_scope_propagates_with_copied_context(server, make_gateway):
+    gw = make_gateway()
+    with gw.scope("outer"), ThreadPoolExecutor(2) as pool:
+        ctx = contextvars.copy_context()
+        pool.submit(ctx.run, gw.request, "get", "/v1/customers/cus_1").result()
+    assert gw.stats.for_scope("outer").requests == 1
