@@ -15,6 +15,8 @@ SEARCH_RATE = 20.0
 class TokenBucket:
     """Allows `rate` acquisitions per second on average, with bursts of at most `burst`.
 
+    The default burst of 1 paces calls evenly (one every 1/rate s), so no 1-second window ever
+    holds more than `rate` calls; a burst of B would allow up to B + rate calls in some window.
     Callers reserve a token under the lock (the balance may go negative) and sleep off the debt
     outside it, so waiting threads are served in arrival order without busy-waiting.
     """
@@ -30,7 +32,7 @@ class TokenBucket:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
-        self.burst = float(burst) if burst is not None else max(1.0, self.rate)
+        self.burst = float(burst) if burst is not None else 1.0
         if self.burst < 1:
             raise ValueError("burst must be at least 1")
         self._clock = clock
