@@ -16,7 +16,13 @@ from dbt_stripe_sync.secrets import install_log_filter, key_mode, register_secre
 from .errors import StripeRequestError
 from .locks import KeyedLocks
 from .rate_limit import LIVE_MODE_RATE, SEARCH_RATE, TEST_MODE_RATE, TokenBucket
-from .retry import Backoff, parse_retry_after, should_retry_connection_error, should_retry_response
+from .retry import (
+    Backoff,
+    is_replay_safe,
+    parse_retry_after,
+    should_retry_connection_error,
+    should_retry_response,
+)
 from .stats import GatewayStats
 from .transport import RawResponse, SdkTransport, TransportError
 
@@ -98,6 +104,8 @@ class StripeGateway:
             raise ValueError(f"unsupported HTTP method {method!r}")
         if not path.startswith("/v1/") or "://" in path:
             raise ValueError(f"path must be an API path starting with /v1/, got {path!r}")
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ValueError("idempotency_key must be 1-255 characters (Stripe's limit)")
         with self._locks.hold(lock_key):
             return self._send_with_retries(method, path, params, idempotency_key)
 
@@ -196,7 +204,10 @@ class StripeGateway:
                 self._wait_before_retry(retry, retry_after, method, path, reason, scope)
                 retry += 1
                 continue
-            raise _error_from_response(resp, body, retryable=retryable, attempts=attempt)
+            error = _error_from_response(resp, body, retryable=retryable, attempts=attempt)
+            if resp.status >= 500 and not retryable and not is_replay_safe(method, idempotency_key):
+                error.message += "; outcome unknown, not retried (no idempotency key)"
+            raise error
 
     def _wait_before_retry(
         self, retry: int, retry_after: float | None, method: str, path: str, reason: str, scope: str | None

@@ -169,6 +169,7 @@ def test_post_5xx_without_idempotency_key_is_not_retried(server, make_gateway):
     with pytest.raises(StripeRequestError) as ei:
         gw.request("post", "/v1/customers", {"name": "x"})
     assert ei.value.status == 500 and ei.value.retryable is False
+    assert str(ei.value) == "Stripe 500: boom; outcome unknown, not retried (no idempotency key)"
     assert len(server.requests) == 1
 
 
@@ -263,6 +264,8 @@ def test_rejects_non_api_paths_and_methods(make_gateway):
         gw.request("get", "https://evil.example/v1/customers")
     with pytest.raises(ValueError):
         gw.request("put", "/v1/customers")
+    with pytest.raises(ValueError):
+        gw.request("post", "/v1/customers", idempotency_key="k" * 256)
 
 
 # -- rate limiting ---------------------------------------------------------------------------------
