@@ -8,6 +8,7 @@ also turns them into ints, bools and lists. An empty string is kept as "" (Strip
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -33,6 +34,18 @@ def param_name(path: tuple[str, ...]) -> str:
 
 def specs_for(object_name: str, operation: str) -> Mapping[str, ParamSpec]:
     return operation_params(object_name, operation)
+
+
+def warm_up() -> None:
+    """Introspect every route's SDK parameter types in the background (about 0.5 s, once per process)."""
+    from dbt_stripe_sync.emulator.resources import ROUTES
+
+    def load() -> None:
+        for route in ROUTES:
+            if route.catalog is not None:
+                specs_for(*route.catalog)
+
+    threading.Thread(target=load, name="stripe-emulator-warm-up", daemon=True).start()
 
 
 def validate(
@@ -66,7 +79,9 @@ def _as_list(value: Any, path: tuple[str, ...]) -> list[Any]:
         return [value[k] for k in sorted(value, key=int)]
     if isinstance(value, str):
         return [value]
-    raise invalid(f"Invalid array: {param_name(path)}", param=param_name(path), code="parameter_invalid_array")
+    raise invalid(
+        f"Invalid array: {param_name(path)}", param=param_name(path), code="parameter_invalid_array"
+    )
 
 
 def coerce(value: Any, spec: ParamSpec, path: tuple[str, ...]) -> Any:
@@ -106,8 +121,12 @@ def coerce(value: Any, spec: ParamSpec, path: tuple[str, ...]) -> Any:
         return value == "true"
     if kind == "enum":
         if value not in spec.enum:
-            allowed = ", ".join(spec.enum[:-1]) + (f", or {spec.enum[-1]}" if len(spec.enum) > 1 else spec.enum[0])
-            raise invalid(f"Invalid {name}: must be one of {allowed}", param=name, code="parameter_invalid_enum")
+            allowed = ", ".join(spec.enum[:-1]) + (
+                f", or {spec.enum[-1]}" if len(spec.enum) > 1 else spec.enum[0]
+            )
+            raise invalid(
+                f"Invalid {name}: must be one of {allowed}", param=name, code="parameter_invalid_enum"
+            )
         return value
     if kind == "array":
         items = _as_list(value, path)
@@ -148,7 +167,9 @@ def _structural_match(value: Any, spec: ParamSpec) -> bool:
 
 
 def _coerce_union(value: Any, spec: ParamSpec, path: tuple[str, ...]) -> Any:
-    candidates = [alt for alt in spec.alternatives if _structural_match(value, alt)] or list(spec.alternatives)
+    candidates = [alt for alt in spec.alternatives if _structural_match(value, alt)] or list(
+        spec.alternatives
+    )
     first_error: StripeError | None = None
     for alt in candidates:
         try:

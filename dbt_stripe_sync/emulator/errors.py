@@ -57,9 +57,7 @@ def missing_parameter(param: str) -> StripeError:
 
 
 def resource_missing(object_name: str, object_id: str, param: str = "id") -> StripeError:
-    return StripeError(
-        404, f"No such {object_name}: '{object_id}'", code="resource_missing", param=param
-    )
+    return StripeError(404, f"No such {object_name}: '{object_id}'", code="resource_missing", param=param)
 
 
 def empty_value(param: str) -> StripeError:
@@ -75,6 +73,7 @@ def empty_value(param: str) -> StripeError:
 
 def unrecognized_url(method: str, path: str) -> StripeError:
     return StripeError(
-        404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help "
-        "at https://support.stripe.com/."
+        404,
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help "
+        "at https://support.stripe.com/.",
     )

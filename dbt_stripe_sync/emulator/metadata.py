@@ -16,13 +16,16 @@ def check_metadata(metadata: dict[str, Any], param: str = "metadata") -> None:
     for key, value in metadata.items():
         if len(key) > MAX_KEY_LENGTH:
             raise invalid(
-                f"Metadata keys can have up to {MAX_KEY_LENGTH} characters. The key `{key[:50]}` is too long.",
+                f"Metadata keys can have up to {MAX_KEY_LENGTH} characters. "
+                f"The key `{key[:50]}` is too long.",
                 param=f"{param}[{key}]",
             )
         if "[" in key or "]" in key:
             raise invalid(f"Metadata keys may not contain `[` or `]`: `{key}`.", param=f"{param}[{key}]")
         if not isinstance(value, str):
-            raise invalid(f"Invalid string: {param}[{key}]", param=f"{param}[{key}]", code="parameter_invalid_string")
+            raise invalid(
+                f"Invalid string: {param}[{key}]", param=f"{param}[{key}]", code="parameter_invalid_string"
+            )
         if len(value) > MAX_VALUE_LENGTH:
             raise invalid(
                 f"Metadata values can have up to {MAX_VALUE_LENGTH} characters, but you passed in a value "
@@ -34,10 +37,14 @@ def check_metadata(metadata: dict[str, Any], param: str = "metadata") -> None:
 
 def _check_count(metadata: dict[str, Any], param: str) -> None:
     if len([v for v in metadata.values() if v != ""]) > MAX_KEYS:
-        raise invalid(f"Metadata can have up to {MAX_KEYS} keys, but you passed in {len(metadata)} keys.", param=param)
+        raise invalid(
+            f"Metadata can have up to {MAX_KEYS} keys, but you passed in {len(metadata)} keys.", param=param
+        )
 
 
-def merge_metadata(current: dict[str, str], update: dict[str, str] | str | None, param: str = "metadata") -> dict[str, str]:
+def merge_metadata(
+    current: dict[str, str], update: dict[str, str] | str | None, param: str = "metadata"
+) -> dict[str, str]:
     """Stripe's update semantics: keys merge, "" deletes a key, metadata="" clears everything."""
     if update is None:
         return current

@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-TYPES = ("customer", "product", "price", "subscription", "subscription_item", "invoice", "invoiceitem", "quote")
+TYPES = (
+    "customer",
+    "product",
+    "price",
+    "subscription",
+    "subscription_item",
+    "invoice",
+    "invoiceitem",
+    "quote",
+)
 
 # Stripe's id prefixes and (approximate) lengths of the random part.
 ID_PREFIX = {
@@ -54,6 +63,9 @@ class Store:
     def new_id(self, kind: str) -> str:
         prefix, length = ID_PREFIX[kind]
         return f"{prefix}_" + "".join(self._rng.choice(_ALPHABET) for _ in range(length))
+
+    def random_code(self, length: int, alphabet: str = string.ascii_uppercase + string.digits) -> str:
+        return "".join(self._rng.choice(alphabet) for _ in range(length))
 
     def next_number(self, name: str) -> int:
         self.counters[name] = self.counters.get(name, 0) + 1

@@ -1,0 +1,138 @@
+"""Injected faults, deterministic under a seed: latency, rate limits, 500s, dropped responses,
+lock timeouts. Every API request draws the same number of random values in the same order, so
+a given seed and request sequence always yield the same faults."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, fields, replace
+
+from dbt_stripe_sync.emulator.errors import StripeError
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    latency_ms: float = 0
+    rate_limit: float | None = None  # requests per second over all non-search API calls
+    search_rate_limit: float | None = None  # requests per second on /search endpoints
+    error_rate: float = 0.0  # share of API requests answered 500 (without being applied)
+    drop_rate: float = 0.0  # share of writes applied but whose connection is dropped before the response
+    lock_timeout_rate: float = 0.0  # share of writes answered 429 lock_timeout (without being applied)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "drop_rate", "lock_timeout_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        for name in ("rate_limit", "search_rate_limit"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.latency_ms < 0:
+            raise ValueError("latency_ms must be >= 0")
+
+
+FAULT_FIELDS = tuple(f.name for f in fields(FaultConfig))
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The random decisions for one request (drawn even when the rates are 0, for determinism)."""
+
+    error: bool
+    should_retry: bool
+    lock_timeout: bool
+    drop: bool
+
+
+class SlidingWindow:
+    """At most `limit` accepted requests in any 1-second window."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def admit(self, limit: float | None, now: float) -> bool:
+        if limit is None:
+            return True
+        while self._times and now - self._times[0] >= 1.0:
+            self._times.popleft()
+        if len(self._times) >= limit:
+            return False
+        self._times.append(now)
+        return True
+
+
+class Faults:
+    def __init__(self, config: FaultConfig | None = None) -> None:
+        self._lock = threading.Lock()
+        self.configure(config or FaultConfig())
+
+    def configure(self, config: FaultConfig) -> None:
+        with self._lock:
+            self.config = config
+            self._rng = random.Random(f"faults-{config.seed}")
+            self._api_window = SlidingWindow()
+            self._search_window = SlidingWindow()
+
+    def update(self, **changes: object) -> FaultConfig:
+        unknown = set(changes) - set(FAULT_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown fault settings: {', '.join(sorted(unknown))}")
+        new = replace(self.config, **changes)  # type: ignore[arg-type]
+        self.configure(new)
+        return new
+
+    def check_rate(self, *, search: bool) -> None:
+        """Raise Stripe's 429 when the request exceeds the configured rate."""
+        with self._lock:
+            if search:
+                ok = self._search_window.admit(self.config.search_rate_limit, time.monotonic())
+            else:
+                ok = self._api_window.admit(self.config.rate_limit, time.monotonic())
+        if not ok:
+            raise StripeError(
+                429,
+                "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+                code="rate_limit",
+            )
+
+    def draw(self, *, write: bool) -> Draw:
+        with self._lock:
+            r = [self._rng.random() for _ in range(4)]
+            cfg = self.config
+        return Draw(
+            error=r[0] < cfg.error_rate,
+            should_retry=r[1] < 0.5,
+            lock_timeout=write and r[2] < cfg.lock_timeout_rate,
+            drop=write and r[3] < cfg.drop_rate,
+        )
+
+    def sleep_latency(self) -> None:
+        if self.config.latency_ms > 0:
+            time.sleep(self.config.latency_ms / 1000.0)
+
+
+def injected_server_error(should_retry: bool) -> StripeError:
+    return StripeError(
+        500,
+        "An unknown error occurred (injected by the emulator's --error-rate).",
+        type="api_error",
+        should_retry=True if should_retry else None,
+    )
+
+
+def lock_timeout(object_id: str | None) -> StripeError:
+    what = f"object '{object_id}'" if object_id else "this object"
+    return StripeError(
+        429,
+        f"This {what} cannot be accessed right now because another API request or Stripe process is "
+        "currently accessing it. If you see this error intermittently, retry the request. If you see this "
+        "error frequently and are making multiple concurrent requests to a single object, make your requests "
+        "serially or at a lower rate.",
+        code="lock_timeout",
+        should_retry=True,
+    )

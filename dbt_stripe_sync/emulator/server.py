@@ -1,0 +1,430 @@
+"""The HTTP server: a stdlib `ThreadingHTTPServer` speaking Stripe's v1 wire format.
+
+One request's path: auth -> route -> rate limit -> object lock -> latency -> injected faults ->
+idempotency -> contract check -> handler (under the state lock) -> render/expand -> save for
+idempotent replay -> maybe drop the connection instead of answering.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import string
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from dbt_stripe_sync.emulator import contract, routing
+from dbt_stripe_sync.emulator.errors import StripeError, unrecognized_url
+from dbt_stripe_sync.emulator.expand import expand
+from dbt_stripe_sync.emulator.faults import (
+    FAULT_FIELDS,
+    FaultConfig,
+    Faults,
+    injected_server_error,
+    lock_timeout,
+)
+from dbt_stripe_sync.emulator.formdata import decode
+from dbt_stripe_sync.emulator.idempotency import IdempotencyCache
+from dbt_stripe_sync.emulator.request_log import RequestLog
+from dbt_stripe_sync.emulator.resources.base import render
+from dbt_stripe_sync.emulator.store import TYPES, Store
+
+API_VERSION = "2026-10-28.endive"
+_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
+_TYPE_ALIASES = {
+    "invoice_item": "invoiceitem",
+    "invoiceitems": "invoiceitem",
+    "subscriptionitem": "subscription_item",
+}
+_ALPHANUMERIC = string.ascii_letters + string.digits
+SETTINGS = (*FAULT_FIELDS, "search_delay_s", "idempotency_ttl_s")
+
+
+class _Response:
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class Emulator:
+    """A Stripe API emulator on `host:port` (0 = an ephemeral port); see docs/emulator.md."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency_ms: float = 0,
+        rate_limit: float | None = None,
+        search_rate_limit: float | None = None,
+        error_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        lock_timeout_rate: float = 0.0,
+        seed: int = 0,
+        search_delay_s: float = 0.0,
+        idempotency_ttl_s: float = 86400,
+    ) -> None:
+        self.host, self.port = host, port
+        self.faults = Faults(
+            FaultConfig(
+                latency_ms=latency_ms,
+                rate_limit=rate_limit,
+                search_rate_limit=search_rate_limit,
+                error_rate=error_rate,
+                drop_rate=drop_rate,
+                lock_timeout_rate=lock_timeout_rate,
+                seed=seed,
+            )
+        )
+        self.store = Store(seed=seed, search_delay_s=search_delay_s)
+        self.idempotency = IdempotencyCache(ttl_s=idempotency_ttl_s)
+        self.log = RequestLog()
+        self._state_lock = threading.RLock()
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self._request_rng = random.Random(f"requests-{seed}")
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        if self._server is not None:
+            return self
+        contract.warm_up()
+        server = ThreadingHTTPServer((self.host, self.port), _handler_class(self))
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stripe-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # -- inspection and control ------------------------------------------------------------------
+    def requests(self) -> list[dict[str, Any]]:
+        """Every API request so far: method, path, status, object_id, params (secrets redacted), ..."""
+        return self.log.entries()
+
+    def clear_requests(self) -> None:
+        self.log.clear()
+
+    def reset(self) -> None:
+        """Forget all objects, idempotency keys and the request log (fault settings stay)."""
+        with self._state_lock:
+            self.store.reset()
+            self.idempotency.clear()
+            self.log.clear()
+
+    def objects(self, type_name: str) -> list[dict[str, Any]]:
+        """Stored objects of one type (customer, product, price, subscription, invoice, invoiceitem,
+        quote, subscription_item), oldest first, as the API would render them."""
+        type_name = _TYPE_ALIASES.get(type_name, type_name)
+        if type_name not in TYPES:
+            raise KeyError(f"unknown object type {type_name!r}; known: {', '.join(TYPES)}")
+        with self._state_lock:
+            return json.loads(
+                _json([render(self.store, type_name, o) for o in self.store.objects[type_name].values()])
+            )
+
+    def expire_idempotency_keys(self) -> int:
+        """Forget every saved idempotent response, as Stripe does after 24 hours."""
+        return self.idempotency.expire_all()
+
+    def set_faults(self, **settings: Any) -> dict[str, Any]:
+        """Change fault settings at run time (same names as the constructor's keyword arguments)."""
+        unknown = set(settings) - set(SETTINGS)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+        if "search_delay_s" in settings:
+            self.store.search_delay_s = float(settings.pop("search_delay_s"))
+        if "idempotency_ttl_s" in settings:
+            self.idempotency.ttl_s = float(settings.pop("idempotency_ttl_s"))
+        if settings:
+            self.faults.update(**settings)
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        cfg = self.faults.config
+        out: dict[str, Any] = {name: getattr(cfg, name) for name in FAULT_FIELDS}
+        out.update(search_delay_s=self.store.search_delay_s, idempotency_ttl_s=self.idempotency.ttl_s)
+        return out
+
+    # -- request handling ------------------------------------------------------------------------
+    def _new_request_id(self) -> str:
+        with self._busy_lock:
+            return "req_" + "".join(self._request_rng.choice(_ALPHANUMERIC) for _ in range(14))
+
+    def _lock_object(self, object_id: str | None) -> None:
+        """Stripe's per-object lock: a second concurrent write to the same object gets 429 lock_timeout."""
+        if object_id is None:
+            return
+        with self._busy_lock:
+            if object_id in self._busy:
+                raise lock_timeout(object_id)
+            self._busy.add(object_id)
+
+    def _unlock_object(self, object_id: str | None) -> None:
+        if object_id is not None:
+            with self._busy_lock:
+                self._busy.discard(object_id)
+
+    def handle_api(
+        self, method: str, path: str, query: str, body: str, headers: dict[str, str]
+    ) -> tuple[_Response | None, dict[str, Any]]:
+        """Process one API call; returns (response or None to drop the connection, log entry)."""
+        started = time.monotonic()
+        request_id = self._new_request_id()
+        entry: dict[str, Any] = {
+            "id": request_id,
+            "time": time.time(),
+            "method": method,
+            "path": path,
+            "status": None,
+            "object_id": None,
+            "object_type": None,
+            "params": {},
+            "idempotency_key": headers.get("idempotency-key"),
+            "replayed": False,
+            "fault": None,
+        }
+        response_headers = {
+            "Request-Id": request_id,
+            "Stripe-Version": headers.get("stripe-version") or API_VERSION,
+        }
+        idem_key: str | None = None
+        claimed = False
+        try:
+            raw = decode(query)
+            if method == "POST":
+                raw.update(decode(body))
+            entry["params"] = raw
+            _authenticate(headers.get("authorization"))
+            found = routing.match(method, path)
+            if found is None:
+                raise unrecognized_url(method, path)
+            route, object_id = found
+            entry["object_type"], entry["object_id"] = route.type_name, object_id
+            try:
+                self.faults.check_rate(search=route.search)
+            except StripeError:
+                entry["fault"] = "rate_limit"
+                raise
+            lock_target = object_id if route.write else None
+            try:
+                self._lock_object(lock_target)
+            except StripeError:
+                entry["fault"] = "lock_timeout"
+                raise
+            try:
+                self.faults.sleep_latency()
+                draw = self.faults.draw(write=route.write)
+                if draw.error:
+                    entry["fault"] = "error"
+                    raise injected_server_error(draw.should_retry)
+                if draw.lock_timeout:
+                    entry["fault"] = "lock_timeout"
+                    raise lock_timeout(object_id)
+                if method == "POST" and headers.get("idempotency-key"):
+                    idem_key = headers["idempotency-key"]
+                    response_headers["Idempotency-Key"] = idem_key
+                    fingerprint = json.dumps([method, path, raw], sort_keys=True)
+                    saved = self.idempotency.begin(idem_key, fingerprint)
+                    if saved is not None:
+                        entry.update(replayed=True, status=saved.status)
+                        entry["object_id"] = entry["object_id"] or _body_id(saved.body)
+                        replay_headers = {
+                            **response_headers,
+                            **saved.headers,
+                            "Request-Id": request_id,
+                            "Idempotent-Replayed": "true",
+                            "Original-Request": saved.request_id,
+                        }
+                        return _Response(saved.status, saved.body, replay_headers), entry
+                    claimed = True
+                params = raw
+                if route.catalog is not None:
+                    params = contract.validate(
+                        raw, contract.specs_for(*route.catalog), not_unsettable=route.not_unsettable
+                    )
+                expand_paths = [p for p in params.pop("expand", []) if isinstance(p, str)]
+                with self._state_lock:
+                    try:
+                        result = route.handler(self.store, params, object_id)
+                        view = routing.render_result(self.store, result)
+                        view = expand(view, expand_paths, self._lookup_for_expand)
+                        payload = _json(view)
+                    except StripeError as exc:
+                        # The handler ran: Stripe saves such results for idempotent replay.
+                        payload = _json(exc.body(request_id))
+                        response = _Response(exc.status, payload, {**response_headers, **exc.headers()})
+                        if claimed and idem_key:
+                            self.idempotency.finish(idem_key, exc.status, payload, exc.headers(), request_id)
+                            claimed = False
+                        entry["status"] = exc.status
+                        return response, entry
+                entry["object_id"] = entry["object_id"] or view.get("id")
+                if claimed and idem_key:
+                    self.idempotency.finish(idem_key, 200, payload, {}, request_id)
+                    claimed = False
+                entry["status"] = 200
+                if draw.drop:
+                    entry["fault"] = "dropped"
+                    return None, entry
+                return _Response(200, payload, response_headers), entry
+            finally:
+                self._unlock_object(lock_target)
+        except StripeError as exc:
+            entry["status"] = exc.status
+            return _Response(
+                exc.status, _json(exc.body(request_id)), {**response_headers, **exc.headers()}
+            ), entry
+        finally:
+            if claimed and idem_key:
+                self.idempotency.abandon(idem_key)
+            entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+
+    def _lookup_for_expand(self, type_name: str, object_id: str) -> dict[str, Any] | None:
+        obj = self.store.get(type_name, object_id)
+        if obj is None:
+            return self.store.deleted[type_name].get(object_id)
+        return render(self.store, type_name, obj)
+
+    def handle_admin(self, method: str, path: str, body: str) -> _Response:
+        """`/_emulator/*`: inspection and control, never subject to faults or auth."""
+        parts = [p for p in path.split("/") if p][1:]
+        try:
+            if method == "GET" and parts == ["requests"]:
+                return _Response(200, _json(self.requests()))
+            if method == "DELETE" and parts == ["requests"]:
+                self.clear_requests()
+                return _Response(200, _json({"cleared": True}))
+            if method == "GET" and len(parts) == 2 and parts[0] == "objects":
+                return _Response(200, _json(self.objects(parts[1])))
+            if method == "POST" and parts == ["reset"]:
+                self.reset()
+                return _Response(200, _json({"reset": True}))
+            if method == "POST" and parts == ["idempotency", "expire"]:
+                return _Response(200, _json({"expired": self.expire_idempotency_keys()}))
+            if method == "GET" and parts == ["faults"]:
+                return _Response(200, _json(self.settings()))
+            if method == "POST" and parts == ["faults"]:
+                settings = json.loads(body or "{}")
+                return _Response(200, _json(self.set_faults(**settings)))
+            if method == "GET" and parts == ["health"]:
+                return _Response(200, _json({"ok": True}))
+        except (KeyError, TypeError, ValueError) as exc:
+            return _Response(400, _json({"error": {"type": "emulator_error", "message": str(exc)}}))
+        return _Response(
+            404, _json({"error": {"type": "emulator_error", "message": f"no such endpoint {path}"}})
+        )
+
+
+def _body_id(body: bytes) -> str | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data.get("id") if isinstance(data, dict) else None
+
+
+def _authenticate(header: str | None) -> None:
+    if not header:
+        raise StripeError(
+            401,
+            "You did not provide an API key. You need to provide your API key in the Authorization header, "
+            "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See "
+            "https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/.",
+        )
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            credential = base64.b64decode(credential).decode().split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            credential = ""
+    elif scheme.lower() != "bearer":
+        credential = ""
+    credential = credential.strip()
+    if not _KEY.match(credential):
+        shown = (credential[:8] + "*" * 4 + credential[-4:]) if len(credential) > 12 else "****"
+        raise StripeError(401, f"Invalid API Key provided: {shown}")
+    if "_live_" in credential:
+        raise StripeError(
+            401,
+            "The Stripe emulator only accepts test mode keys (sk_test_... or rk_test_...), not live keys.",
+        )
+
+
+def _handler_class(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "stripe-emulator"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def do_DELETE(self) -> None:
+            self._dispatch("DELETE")
+
+        def _dispatch(self, method: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+            url = urlsplit(self.path)
+            if url.path.startswith("/_emulator/"):
+                self._send(emulator.handle_admin(method, url.path, body))
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            response, entry = emulator.handle_api(method, url.path, url.query, body, headers)
+            emulator.log.add(entry)
+            if response is None:
+                self.close_connection = True  # the write was applied; the client never hears about it
+                return
+            self._send(response)
+
+        def _send(self, response: _Response) -> None:
+            self.send_response(response.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(response.body)
+
+    return Handler
