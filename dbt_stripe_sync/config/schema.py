@@ -153,5 +153,8 @@ def _bad_enum(model: str, key: str, value: Any, allowed: list[Any]) -> ConfigPro
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
     noun = "Stripe object" if key.endswith(".object") else "value"
     return ConfigProblem(
-        model, key, f"unknown {noun} '{value}'; allowed: {quoted_list(names)}", did_you_mean(close[0]) if close else None
+        model,
+        key,
+        f"unknown {noun} '{value}'; allowed: {quoted_list(names)}",
+        did_you_mean(close[0]) if close else None,
     )
