@@ -317,14 +317,19 @@ def _step(spec: ParamSpec, part: str) -> ParamSpec | None:
 
 @lru_cache(maxsize=4096)
 def resolve_path(object_name: str, operation: str, path: str) -> ParamSpec | None:
-    """Spec of a user path (`address.line1`, `items[0].price`, `metadata.plan`); None if it does not exist."""
+    """Spec of a user path (`address.line1`, `items[0].price`, `metadata.plan`); None if it does not exist.
+
+    Below a map the rest of the path is one key, so `metadata.a.b` is the metadata key `a.b`.
+    """
     parts = _parse_path(path)
     if not parts or parts[0] in _NON_FIELD_KEYS:
         return None
     spec = operation_params(object_name, operation).get(parts[0])
-    for part in parts[1:]:
+    for i, part in enumerate(parts[1:], start=1):
         if spec is None:
             return None
+        if spec.kind == "map":
+            return None if "[]" in parts[i:] else (spec.items or ParamSpec("string"))
         spec = _step(spec, part)
     return spec
 

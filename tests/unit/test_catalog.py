@@ -63,6 +63,9 @@ def test_metadata_is_a_map_of_strings() -> None:
     assert paths["metadata"].kind == "map"
     assert cat.resolve_path("customer", "create", "metadata.plan") == ParamSpec("string")
     assert cat.resolve_path("customer", "create", "metadata.any_key_at_all") == ParamSpec("string")
+    assert cat.resolve_path("customer", "create", "metadata.a.b") == ParamSpec("string")  # the key "a.b"
+    assert cat.resolve_path("customer", "create", "metadata.a[0]") is None
+    assert cat.resolve_path("subscription", "create", "items[0].metadata.seat") == ParamSpec("string")
 
 
 def test_field_paths_include_intermediate_nodes_and_leaves() -> None:

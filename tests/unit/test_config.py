@@ -574,3 +574,14 @@ def test_block_of_reads_config_meta_or_top_level_meta() -> None:
     assert block_of({"config": {"meta": {"stripe_sync": CUSTOMER}}, "meta": {}}) == CUSTOMER
     assert block_of({"config": {"meta": {}}, "meta": {"stripe_sync": CUSTOMER}}) == CUSTOMER
     assert block_of({"config": {"meta": {"other": 1}}}) is None
+
+
+def test_metadata_keys_may_contain_dots_and_nested_metadata_is_checked() -> None:
+    block = with_field("subscription", "metadata.crm.id", "source")
+    block["fields"]["items[0].metadata.seat_type"] = "seats"
+    config = load_sync_config("s", "model.p.s", block)
+    assert FieldMapping("metadata.crm.id", "source") in config.fields
+    bad = with_field("subscription", "items[0].metadata." + "x" * 41, "seats")
+    assert [p.key for p in check_block("s", bad)] == [
+        "stripe_sync.fields['items[0].metadata." + "x" * 41 + "']"
+    ]
