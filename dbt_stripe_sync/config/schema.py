@@ -72,6 +72,13 @@ _REQUIRED_HELP: dict[str, str] = {
     "column": "the model column holding the value",
 }
 
+_SHAPE_HINTS: dict[str | None, str] = {
+    "match": "write `match: {field: email, column: <column>}`",
+    "fields": "write one Stripe field per line: `fields: {name: full_name, address.city: city}`",
+    "references": "write `references: {customer: {by: email, column: <column>}}`",
+    "reference": "write `{by: email, column: <column>}` or `{sync: <model name>, column: <column>}`",
+}
+
 _VALIDATOR = Draft202012Validator(SCHEMA)
 
 
@@ -111,10 +118,15 @@ def _translate(model: str, error: ValidationError) -> list[ConfigProblem]:
         what = what or str(expected)
         if schema is _COLUMN or schema.get("description") == _COLUMN["description"]:
             what = "a column name (a string)"
-        return [ConfigProblem(model, key, f"must be {what}, got {describe_type(value)}")]
+        hint = _SHAPE_HINTS.get(path[0] if len(path) == 1 else None) if path else None
+        if len(path) == 2 and path[0] == "references":
+            hint = _SHAPE_HINTS["reference"]
+        return [ConfigProblem(model, key, f"must be {what}, got {describe_type(value)}", hint)]
     if validator == "minLength":
         return [ConfigProblem(model, key, "must not be empty")]
     if validator == "oneOf":
+        if not isinstance(value, Mapping):
+            return []  # already reported as "must be a mapping"
         return [
             ConfigProblem(
                 model,

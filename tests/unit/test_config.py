@@ -407,7 +407,14 @@ MALFORMED: list[tuple[str, Any, str, tuple[str, ...], dict[str, Any]]] = [
         "fields-not-a-mapping",
         with_("customer", fields=["name", "email"]),
         "stripe_sync.fields",
-        ("must be a mapping", "got a list"),
+        ("must be a mapping", "got a list", "fields: {name: full_name"),
+        {},
+    ),
+    (
+        "match-as-string",
+        with_("customer", match="email"),
+        "stripe_sync.match",
+        ("must be a mapping", "got a string", "match: {field: email, column: <column>}"),
         {},
     ),
     (
