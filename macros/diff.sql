@@ -36,8 +36,8 @@
 {% macro default__key_check_sql(model_relation, key_column) %}
   {%- set k = adapter.quote(key_column) -%}
   {{ return(
-    'select cast(' ~ k ~ ' as ' ~ dbt.type_string() ~ ') as k, count(*) as n from ' ~ model_relation
-    ~ ' group by 1 having count(*) > 1 or ' ~ k ~ ' is null order by 2 desc limit 5'
+    'select k, count(*) as n from (select cast(' ~ k ~ ' as ' ~ dbt.type_string() ~ ') as k from '
+    ~ model_relation ~ ') keys group by k having count(*) > 1 or k is null order by 2 desc limit 5'
   ) }}
 {% endmacro %}
 

@@ -1,0 +1,288 @@
+"""Apply a SyncPlan: checkpoint each batch in the ledger as pending, send it, record the outcomes.
+
+The order of the three steps is the crash-safety design: a write is in the ledger, with its
+idempotency key and its exact content, before it can reach Stripe, so a run killed anywhere
+leaves either nothing sent, or a pending write that the next run re-sends with the same key
+(Stripe replays the first response instead of creating a second object).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
+from dbt_stripe_sync.ledger import LedgerEntry, StateStore
+from dbt_stripe_sync.payload import to_json
+from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.secrets import redact_all
+from dbt_stripe_sync.settings import Settings
+from dbt_stripe_sync.stripe_objects.base import StripeObject, WriteResult
+from dbt_stripe_sync.tagging import object_tag
+
+log = logging.getLogger(__name__)
+
+# Summary buckets of what happened to each row.
+CREATED, UPDATED, DELETED, ARCHIVED, SKIPPED, REJECTED = (
+    "created",
+    "updated",
+    "deleted",
+    "archived",
+    "skipped",
+    "rejected",
+)
+
+
+@dataclass
+class SyncResult:
+    sync: str
+    counts: Counter = field(default_factory=Counter)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (key, reason), first few kept
+
+    def add(self, bucket: str, key: str | None = None, reason: str | None = None) -> None:
+        self.counts[bucket] += 1
+        if bucket == REJECTED and key is not None and reason and len(self.errors) < 20:
+            self.errors.append((key, reason))
+
+
+_BUCKET_OF_ACTION = {
+    "created": CREATED,
+    "updated": UPDATED,
+    "restored": UPDATED,
+    "replaced": UPDATED,
+    "deleted": DELETED,
+    "cancelled": DELETED,
+    "voided": DELETED,
+    "archived": ARCHIVED,
+    "left": SKIPPED,
+}
+
+
+def pending_payload(change: Change) -> str:
+    return json.dumps(
+        {
+            "action": change.action,
+            "stripe_id": change.stripe_id,
+            "params": change.params,
+            "full": change.full,
+            "row_hash": change.row_hash,
+            "reason": change.reason,
+        },
+        sort_keys=True,
+        default=str,
+    )
+
+
+def change_from_pending(entry: LedgerEntry) -> Change:
+    data = json.loads(entry.pending_json or "{}")
+    return Change(
+        key=entry.source_key,
+        action=data["action"],
+        stripe_id=data.get("stripe_id"),
+        params=data.get("params") or {},
+        full=data.get("full") or {},
+        row_hash=data.get("row_hash"),
+        idempotency_key=entry.idempotency_key,
+        reason=data.get("reason"),
+        ledger=entry,
+    )
+
+
+class Applier:
+    def __init__(
+        self,
+        store: StateStore,
+        gateway: StripeGateway,
+        settings: Settings,
+        run_id: str,
+    ) -> None:
+        self.store = store
+        self.gw = gateway
+        self.settings = settings
+        self.run_id = run_id
+
+    # ---- entry points ---------------------------------------------------------------------------
+    def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
+        config = plan.config
+        quiet = [c for c in plan.changes if not c.calls_stripe]
+        self.store.write([self._ledger_only(config, c, result) for c in quiet])
+        writes = [c for c in plan.changes if c.calls_stripe]
+        self._send_in_batches(config, adapter, writes, result)
+
+    def recover(self, config: SyncConfig, adapter: StripeObject, result: SyncResult) -> int:
+        """Finish the writes a killed run left pending, with their original idempotency keys."""
+        pending = self.store.entries(config.name, [L.PENDING])
+        if not pending:
+            return 0
+        window = dt.timedelta(hours=self.settings.idempotency_window_hours)
+        changes: list[Change] = []
+        adopted: list[LedgerEntry] = []
+        for entry in pending:
+            change = change_from_pending(entry)
+            expired = entry.updated_at is not None and L.utcnow() - entry.updated_at > window
+            if change.action == "create" and expired:
+                # Stripe may have forgotten the key: look for what we may have created before re-creating.
+                with self.gw.scope(config.name):
+                    found = adapter.find_created(self.gw, object_tag(config.name, entry.source_key))
+                if found is not None:
+                    adopted.append(
+                        self._outcome(config, change, WriteResult(found["id"], L.SYNCED, "created"))
+                    )
+                    result.add(CREATED)
+                    continue
+            changes.append(change)
+        self.store.write(adopted)
+        self._send_in_batches(config, adapter, changes, result, checkpoint=False)
+        return len(pending)
+
+    # ---- internals ------------------------------------------------------------------------------
+    def _send_in_batches(
+        self,
+        config: SyncConfig,
+        adapter: StripeObject,
+        changes: Sequence[Change],
+        result: SyncResult,
+        *,
+        checkpoint: bool = True,
+    ) -> None:
+        size = max(1, self.settings.batch_size)
+        workers = max(1, self.settings.concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dss-send") as pool:
+            for start in range(0, len(changes), size):
+                batch = changes[start : start + size]
+                if checkpoint:
+                    self.store.write([self._pending(config, c) for c in batch])
+                futures = [
+                    pool.submit(contextvars.copy_context().run, self._send_one, config, adapter, c)
+                    for c in batch
+                ]
+                outcomes = []
+                for change, future in zip(batch, futures):
+                    outcome, bucket, reason = future.result()
+                    outcomes.append(outcome)
+                    result.add(bucket, change.key, reason)
+                self.store.write(outcomes)
+
+    def _send_one(
+        self, config: SyncConfig, adapter: StripeObject, change: Change
+    ) -> tuple[LedgerEntry, str, str | None]:
+        with self.gw.scope(config.name):
+            try:
+                written = adapter.execute(self.gw, change, config)
+            except StripeRequestError as exc:
+                reason = redact_all(str(exc))
+                return self._failed(config, change, reason), REJECTED, reason
+            except Exception as exc:  # a bug or an unexpected answer must not lose the other rows
+                log.exception("unexpected error syncing %s row %s", config.name, change.key)
+                reason = redact_all(f"{type(exc).__name__}: {exc}")
+                return self._failed(config, change, reason), REJECTED, reason
+        return (
+            self._outcome(config, change, written),
+            _BUCKET_OF_ACTION.get(written.action, UPDATED),
+            written.note,
+        )
+
+    def _base(self, config: SyncConfig, change: Change) -> LedgerEntry:
+        return change.ledger or LedgerEntry(
+            sync_name=config.name, source_key=change.key, object_type=config.object, attempts=0
+        )
+
+    def _pending(self, config: SyncConfig, change: Change) -> LedgerEntry:
+        base = self._base(config, change)
+        return base.evolve(
+            object_type=config.object,
+            status=L.PENDING,
+            pending_op=change.action,
+            pending_json=pending_payload(change),
+            attempt_hash=change.row_hash,
+            idempotency_key=change.idempotency_key,
+            attempts=(base.attempts or 0) + 1,
+            updated_at=L.utcnow(),
+            run_id=self.run_id,
+        )
+
+    def _outcome(self, config: SyncConfig, change: Change, written: WriteResult) -> LedgerEntry:
+        base = self._base(config, change)
+        now = L.utcnow()
+        keep_payload = written.status == L.SYNCED
+        return base.evolve(
+            object_type=config.object,
+            stripe_id=written.stripe_id,
+            status=written.status,
+            payload_hash=change.row_hash if keep_payload else base.payload_hash,
+            payload_json=to_json(change.full) if keep_payload else base.payload_json,
+            pending_op=None,
+            pending_json=None,
+            attempt_hash=change.row_hash,
+            idempotency_key=None,
+            last_error=written.note if written.status == L.LEFT else None,
+            attempts=0,
+            first_synced_at=base.first_synced_at or now,
+            updated_at=now,
+            run_id=self.run_id,
+        )
+
+    def _failed(self, config: SyncConfig, change: Change, reason: str) -> LedgerEntry:
+        base = self._base(config, change)
+        return base.evolve(
+            object_type=config.object,
+            status=L.FAILED,
+            pending_op=None,
+            pending_json=None,
+            attempt_hash=change.row_hash,
+            idempotency_key=None,
+            last_error=reason[:2000],
+            attempts=(base.attempts or 0) + (0 if base.status == L.PENDING else 1),
+            updated_at=L.utcnow(),
+            run_id=self.run_id,
+        )
+
+    def _ledger_only(self, config: SyncConfig, change: Change, result: SyncResult) -> LedgerEntry:
+        base = self._base(config, change)
+        now = L.utcnow()
+        if change.action == "reject":
+            result.add(REJECTED, change.key, change.reason)
+            return base.evolve(
+                object_type=config.object,
+                status=L.REJECTED,
+                attempt_hash=change.row_hash,
+                last_error=(change.reason or "")[:2000],
+                attempts=(base.attempts or 0) + 1,
+                updated_at=now,
+                run_id=self.run_id,
+            )
+        if change.action == "skip":
+            result.add(SKIPPED)
+            return base.evolve(
+                object_type=config.object,
+                stripe_id=change.stripe_id or base.stripe_id,
+                status=L.SYNCED,
+                payload_hash=change.row_hash,
+                payload_json=to_json(change.full),
+                last_error=change.reason,
+                first_synced_at=base.first_synced_at or now,
+                updated_at=now,
+                run_id=self.run_id,
+            )
+        if change.action == "noop":
+            return base.evolve(
+                object_type=config.object,
+                status=L.SYNCED,
+                payload_hash=change.row_hash,
+                payload_json=to_json(change.full),
+                attempt_hash=change.row_hash,
+                last_error=None,
+                attempts=0,
+                updated_at=now,
+                run_id=self.run_id,
+            )
+        # forget: the row left the model before anything reached Stripe
+        return base.evolve(status=L.DELETED, last_error=change.reason, updated_at=now, run_id=self.run_id)

@@ -1,0 +1,145 @@
+"""`dbt-stripe-sync [run|plan|validate|emulator|demo] [options]`; no sub-command means `run`.
+
+Exit codes: 0 everything synced; 1 the run finished but rows were rejected or a sync failed;
+2 invalid configuration or usage (nothing was sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from dbt_stripe_sync import __version__
+from dbt_stripe_sync.errors import DssError, UsageError
+from dbt_stripe_sync.secrets import install_log_filter, redact_all
+
+COMMANDS = ("run", "plan", "validate", "emulator", "demo")
+
+
+def _dbt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--project-dir",
+        default=os.environ.get("DBT_PROJECT_DIR", "."),
+        help="dbt project directory (env DBT_PROJECT_DIR; default: current directory)",
+    )
+    p.add_argument(
+        "--profiles-dir",
+        default=os.environ.get("DBT_PROFILES_DIR"),
+        help="directory of profiles.yml (env DBT_PROFILES_DIR; default: project dir, then ~/.dbt)",
+    )
+    p.add_argument("--target", "-t", default=os.environ.get("DBT_TARGET"), help="dbt target (env DBT_TARGET)")
+    p.add_argument(
+        "--select",
+        "-s",
+        action="append",
+        default=[],
+        metavar="SELECTOR",
+        help="models to sync: names, globs, tag:x, path:x, +x, x+ (repeatable)",
+    )
+    p.add_argument("--vars", default=None, help="dbt vars as YAML/JSON, e.g. '{dbt_stripe_sync: {...}}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbt-stripe-sync",
+        description="Sync dbt models annotated with a stripe_sync meta block to Stripe.",
+    )
+    parser.add_argument("--version", action="version", version=f"dbt-stripe-sync {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="sync every selected model (the default)")
+    _dbt_options(run)
+    plan = sub.add_parser("plan", help="show what would change, field by field; writes nothing anywhere")
+    _dbt_options(plan)
+    plan.add_argument("--output", "-o", help="also write the plan as JSON to this file")
+    plan.add_argument("--sample", type=int, default=5, help="rows shown per action (default 5)")
+    validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
+    _dbt_options(validate)
+    emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
+    from dbt_stripe_sync.emulator import add_arguments
+
+    add_arguments(emulator)
+    demo = sub.add_parser("demo", help="build the bundled example on DuckDB and sync it to the emulator")
+    demo.add_argument("--workdir", help="where to copy the example project (default: a temporary directory)")
+    return parser
+
+
+def _parse_vars(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        import yaml
+
+        value = yaml.safe_load(text)
+    except Exception:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise UsageError(f"--vars is neither YAML nor JSON: {text[:80]!r}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--vars must be a mapping, e.g. '{dbt_stripe_sync: {max_delete_fraction: 0.2}}'")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help", "--version"}):
+        argv = ["run", *argv]
+    verbose = "-v" in argv or "--verbose" in argv
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return 2 if exc.code not in (0, None) else 0
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    install_log_filter("", "dbt_stripe_sync", "stripe")
+    try:
+        if args.command == "emulator":
+            from dbt_stripe_sync.emulator import run_from_args
+
+            return run_from_args(args)
+        if args.command == "demo":
+            from dbt_stripe_sync.demo import run_demo
+
+            return run_demo(args.workdir)
+        from dbt_stripe_sync.engine import Invocation, execute
+
+        inv = Invocation(
+            command=args.command,
+            project_dir=args.project_dir,
+            profiles_dir=args.profiles_dir,
+            target=args.target,
+            select=tuple(args.select),
+            vars=_parse_vars(args.vars),
+            output=getattr(args, "output", None),
+            sample=getattr(args, "sample", 5),
+        )
+        return execute(inv)
+    except DssError as exc:
+        print(f"error: {redact_all(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: pending writes are finished by the next run", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from dbt_stripe_sync.config.errors import ConfigError
+
+        if isinstance(exc, ConfigError):
+            print("invalid stripe_sync configuration (nothing was sent):", file=sys.stderr)
+            print(redact_all(str(exc)), file=sys.stderr)
+            return 2
+        if verbose:
+            raise
+        print(f"error: {redact_all(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        print("(run with --verbose for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""One command, end to end: project -> config -> warehouse diff -> plan -> (apply) -> ledger -> report."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from dbt_stripe_sync import project as P
+from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
+from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
+from dbt_stripe_sync.config.loader import ModelBlock, load_all
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.diff import run_diff
+from dbt_stripe_sync.errors import SyncAborted, UsageError
+from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.ledger import StateStore, utcnow
+from dbt_stripe_sync.matching import gather
+from dbt_stripe_sync.plan import SyncPlan
+from dbt_stripe_sync.planner import build_plan
+from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
+from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
+from dbt_stripe_sync.settings import Settings, api_key, load_settings
+from dbt_stripe_sync.stripe_objects import adapter_for
+from dbt_stripe_sync.warehouse import Warehouse
+
+
+@dataclass(frozen=True)
+class Invocation:
+    command: str  # run | plan | validate
+    project_dir: str
+    profiles_dir: str | None = None
+    target: str | None = None
+    select: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None  # plan: write the plan as JSON here
+    sample: int = 5
+
+
+@dataclass
+class Prepared:
+    wh: Warehouse
+    settings: Settings
+    project: P.Project
+    configs: list[SyncConfig]  # selected, in sync order
+    relations: dict[str, str]  # model name -> relation
+    skipped: list[SyncSummary]
+
+
+def execute(inv: Invocation, out: TextIO = sys.stdout) -> int:
+    prepared = prepare(inv, out)
+    try:
+        if inv.command == "validate":
+            names = ", ".join(c.model for c in prepared.configs) or "none selected"
+            out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
+            return 0
+        gateway = _gateway(prepared.settings, prepared.wh.target.name)
+        if inv.command == "plan":
+            return _plan(inv, prepared, gateway, out)
+        return _run(prepared, gateway, out)
+    finally:
+        prepared.wh.close()
+
+
+# ---- preparation (shared by run, plan and validate; writes nothing) ---------------------------
+def prepare(inv: Invocation, out: TextIO) -> Prepared:
+    wh = Warehouse.open(inv.project_dir, inv.profiles_dir, inv.target, inv.vars)
+    try:
+        stale = P.manifest_is_stale(wh.project_root, wh.target_path)
+        if stale:
+            raise UsageError(
+                f"{stale} changed after target/manifest.json was written, so the stripe_sync blocks read "
+                "would be out of date; run `dbt parse` (or `dbt run`) first"
+            )
+        project = P.load_project(wh.target_path)
+        settings = load_settings({"dbt_stripe_sync": wh.vars}, inv.vars)
+        selected = P.select(project, inv.select)
+        known = {n.name: n for n in project.nodes.values()}
+        blocks = []
+        skipped: list[SyncSummary] = []
+        relations: dict[str, str] = {}
+        for node in selected:
+            columns = wh.columns_of(node.relation)
+            if columns is None and inv.command != "validate":
+                raise UsageError(
+                    f"{node.name}: the model's relation {node.relation} does not exist; run `dbt run -s {node.name}`"
+                )
+            relations[node.name] = node.relation
+            blocks.append(ModelBlock(node.name, node.unique_id, node.block, columns))
+        # Blocks of unselected models are checked too (without columns), so `sync:` targets resolve.
+        others = [ModelBlock(n.name, n.unique_id, n.block, None) for n in known.values() if n not in selected]
+        try:
+            all_configs = load_all(blocks + others)
+        except ConfigError as exc:
+            selected_names = {b.model for b in blocks} | _referenced(blocks)
+            relevant = [p for p in exc.problems if p.model in selected_names]
+            if relevant:
+                raise ConfigError(relevant) from None
+            all_configs = _valid_only(blocks)
+        wanted = {b.model for b in blocks}
+        configs = {c.model: c for c in all_configs if c.model in wanted}
+        order = P.sync_order(
+            {c.model: c.object for c in configs.values()},
+            {c.model: {r.sync for r in c.references if r.sync} for c in configs.values()},
+        )
+        for name in list(order):
+            node = known[name]
+            if node.unique_id in project.failed:
+                skipped.append(
+                    SyncSummary(
+                        name,
+                        configs[name].object,
+                        "skipped",
+                        message="its last dbt run failed or was skipped; not synced",
+                    )
+                )
+                order.remove(name)
+        return Prepared(wh, settings, project, [configs[n] for n in order], relations, skipped)
+    except BaseException:
+        wh.close()
+        raise
+
+
+def _referenced(blocks: Sequence[ModelBlock]) -> set[str]:
+    names: set[str] = set()
+    for b in blocks:
+        refs = b.block.get("references") if isinstance(b.block, dict) else None
+        if isinstance(refs, dict):
+            names |= {r.get("sync") for r in refs.values() if isinstance(r, dict) and r.get("sync")}
+    return names
+
+
+def _valid_only(blocks: Sequence[ModelBlock]) -> list[SyncConfig]:
+    return load_all(blocks)
+
+
+def _gateway(settings: Settings, target_name: str) -> StripeGateway:
+    key = api_key(settings)
+    if not key:
+        raise UsageError(
+            f"no Stripe API key: set the environment variable {settings.api_key_env} "
+            "(or vars.dbt_stripe_sync.api_key_env to the name of the variable that holds it)"
+        )
+    try:
+        mode = key_mode(key)
+    except InvalidApiKeyError as exc:
+        raise UsageError(f"{settings.api_key_env}: {exc}") from None
+    if mode == "live" and target_name not in settings.live_targets:
+        raise UsageError(
+            f"{settings.api_key_env} holds a live Stripe key, but dbt target {target_name!r} is not marked live; "
+            f"add it to vars.dbt_stripe_sync.live_targets to write to live Stripe from this target"
+        )
+    return StripeGateway(
+        key,
+        api_base=os.environ.get("STRIPE_API_BASE") or None,
+        rate_limit=settings.rate_limit,
+        search_rate_limit=settings.search_rate_limit,
+        max_retries=settings.max_retries,
+        timeout_s=settings.request_timeout_s,
+    )
+
+
+# ---- plan -------------------------------------------------------------------------------------
+def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+    store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
+    ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
+    plans: list[SyncPlan] = []
+    for config in prep.configs:
+        plans.append(_make_plan(prep, config, gw, store if store.exists() else None, ledger_relation))
+    print_plan(out, plans, sample=inv.sample)
+    for s in prep.skipped:
+        out.write(f"\n{s.model}: {s.message}\n")
+    if inv.output:
+        with open(inv.output, "w", encoding="utf-8") as fh:
+            json.dump({"plans": [p.to_dict(sample=inv.sample) for p in plans]}, fh, indent=2, default=str)
+        out.write(f"\nPlan written to {inv.output}\n")
+    return 1 if any(p.blocked for p in plans) else 0
+
+
+def _make_plan(
+    prep: Prepared, config: SyncConfig, gw: StripeGateway, store: StateStore | None, ledger_relation: str
+) -> SyncPlan:
+    diff = run_diff(
+        prep.wh,
+        config,
+        prep.relations[config.model],
+        ledger_relation,
+        include_deletes=config.delete == "delete" and config.mode == "upsert",
+        retry_rejected=prep.settings.retry_rejected,
+    )
+    lookups = gather(config, diff, gw, store)
+    live = store.count_live(config.name) if store is not None else 0
+    return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live)
+
+
+# ---- run --------------------------------------------------------------------------------------
+def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+    store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
+    store.ensure()
+    run_id = uuid.uuid4().hex
+    applier = Applier(store, gw, prep.settings, run_id)
+    summaries: list[SyncSummary] = list(prep.skipped)
+    for config in prep.configs:
+        summaries.append(_run_one(prep, config, store, gw, applier, run_id))
+    print_summary(out, summaries)
+    failed = any(s.status in {"blocked", "error", "partial"} for s in summaries)
+    return 1 if failed else 0
+
+
+def _run_one(
+    prep: Prepared, config: SyncConfig, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
+) -> SyncSummary:
+    started, t0 = utcnow(), time.monotonic()
+    adapter = adapter_for(config.object)
+    result = SyncResult(config.name)
+    calls_before = gw.stats.for_scope(config.name).requests
+    summary = SyncSummary(config.model, config.object, "success")
+    try:
+        applier.recover(config, adapter, result)
+        plan = _make_plan(prep, config, gw, store, store.ledger)
+        summary.unchanged = plan.unchanged
+        if plan.blocked:
+            summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
+        else:
+            applier.apply(plan, adapter, result)
+    except (SyncAborted, ConfigError) as exc:
+        summary.status, summary.message = "blocked", str(exc)
+    except Exception as exc:  # one sync's failure must not stop the others
+        summary.status, summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
+    summary.counts = dict(result.counts)
+    summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
+    summary.rejected_rows = list(result.errors)
+    if summary.status == "success" and result.counts.get(REJECTED):
+        summary.status = "partial"
+    summary.duration_s = time.monotonic() - t0
+    try:
+        store.record_run(_run_row(run_id, config, summary, started))
+    except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
+        summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
+    return summary
+
+
+def _run_row(run_id: str, config: SyncConfig, s: SyncSummary, started: Any) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "sync_name": config.name,
+        "object_type": config.object,
+        "started_at": started,
+        "finished_at": utcnow(),
+        "status": s.status,
+        "created": s.counts.get("created", 0),
+        "updated": s.counts.get("updated", 0),
+        "deleted": s.counts.get("deleted", 0),
+        "archived": s.counts.get("archived", 0),
+        "skipped": s.counts.get("skipped", 0),
+        "rejected": s.counts.get("rejected", 0),
+        "api_calls": s.counts.get("api_calls", 0),
+        "duration_s": round(s.duration_s, 3),
+        "error": (s.message or None) and s.message[:2000],
+    }
+
+
+__all__ = ["ConfigProblem", "Invocation", "execute"]

@@ -1,0 +1,188 @@
+"""The ledger and runs tables in the warehouse: creation, migration, batched checkpoints.
+
+One ledger row per (sync, source key) remembers the Stripe ID, the hash and fields of the last
+payload Stripe accepted, and, while a write is in flight, the write itself (`pending_json`) and its
+idempotency key, so that a run killed at any point can be finished by the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from dbt_stripe_sync.warehouse import Warehouse
+
+LEDGER_TABLE = "stripe_sync_ledger"
+RUNS_TABLE = "stripe_sync_runs"
+BATCH_ROWS = 200  # rows per INSERT statement: well under every driver's bind-parameter limit
+
+# statuses
+SYNCED = "synced"  # Stripe holds the payload whose hash is payload_hash
+PENDING = "pending"  # a write was checkpointed and may or may not have reached Stripe
+FAILED = "failed"  # Stripe refused or could not be reached; retried on every run
+REJECTED = "rejected"  # refused before sending (bad value, missing reference); retried when the row changes
+DELETED = "deleted"  # the Stripe object was deleted, cancelled or voided
+ARCHIVED = "archived"  # the Stripe object was archived (active=false)
+LEFT = "left"  # the row left the model but Stripe's rules keep the object; reason in last_error
+SKIPPED = "skipped"  # insert mode: the object already existed and is left alone
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    sync_name: str
+    source_key: str
+    object_type: str | None = None
+    stripe_id: str | None = None
+    payload_hash: str | None = None
+    payload_json: str | None = None
+    status: str | None = None
+    pending_op: str | None = None
+    pending_json: str | None = None
+    attempt_hash: str | None = None
+    idempotency_key: str | None = None
+    last_error: str | None = None
+    attempts: int | None = 0
+    first_synced_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+    run_id: str | None = None
+
+    def evolve(self, **changes: Any) -> LedgerEntry:
+        return replace(self, **changes)
+
+
+LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerEntry))
+
+
+def entry_from_row(names: Sequence[str], row: Sequence[Any], prefix: str = "") -> LedgerEntry | None:
+    values = {n[len(prefix) :]: v for n, v in zip(names, row) if n.startswith(prefix)}
+    if values.get("source_key") is None:
+        return None
+    return LedgerEntry(**{c: values.get(c) for c in LEDGER_COLUMNS})
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+class StateStore:
+    """The ledger and runs tables of one state schema."""
+
+    def __init__(self, warehouse: Warehouse, schema: str) -> None:
+        self.wh = warehouse
+        self.schema = schema
+        self.ledger = warehouse.relation(schema, LEDGER_TABLE)
+        self.runs = warehouse.relation(schema, RUNS_TABLE)
+
+    def exists(self) -> bool:
+        return self.wh.columns_of(self.ledger) is not None
+
+    def empty_ledger_sql(self) -> str:
+        """A subquery shaped like the ledger with no rows, for plans made before any run."""
+        cols = ", ".join(
+            f"cast(null as {_sql_type(t)}) as {self.wh.quote(n)}" for n, t in self.wh.macro("ledger_columns")
+        )
+        return f"(select {cols} where 1 = 0)"
+
+    def ensure(self) -> None:
+        """Create the state tables, and add columns that a newer version of this tool introduced."""
+        statements = self.wh.macro(
+            "create_state_sql",
+            schema_relation=self.wh.schema_relation(self.schema),
+            ledger_relation=self.ledger,
+            runs_relation=self.runs,
+        )
+        with self.wh.transaction():
+            for sql in statements:
+                self.wh.execute(sql)
+        for relation, macro in ((self.ledger, "ledger_columns"), (self.runs, "runs_columns")):
+            have = {c.lower() for c in self.wh.columns_of(relation) or []}
+            missing = [(n, t) for n, t in self.wh.macro(macro) if n.lower() not in have]
+            if missing:
+                with self.wh.transaction():
+                    for name, type_ in missing:
+                        self.wh.execute(
+                            self.wh.macro("add_column_sql", relation=relation, name=name, type=type_)
+                        )
+
+    # ---- reads --------------------------------------------------------------------------------
+    def entries(self, sync_name: str, statuses: Iterable[str] | None = None) -> list[LedgerEntry]:
+        sql = f"select {', '.join(self.wh.quote(c) for c in LEDGER_COLUMNS)} from {self.ledger} where sync_name = {self.wh.placeholder}"
+        binds: list[Any] = [sync_name]
+        if statuses:
+            statuses = list(statuses)
+            sql += f" and status in ({', '.join([self.wh.placeholder] * len(statuses))})"
+            binds += statuses
+        names, rows = self.wh.query(sql + " order by source_key", binds)
+        return [e for e in (entry_from_row(names, r) for r in rows) if e is not None]
+
+    def count_live(self, sync_name: str) -> int:
+        """Objects this sync keeps in Stripe: the base of the delete-fraction guard."""
+        p = self.wh.placeholder
+        _, rows = self.wh.query(
+            f"select count(*) from {self.ledger} where sync_name = {p} and stripe_id is not null "
+            f"and status in ({p}, {p}, {p}, {p})",
+            [sync_name, SYNCED, FAILED, REJECTED, PENDING],
+        )
+        return int(rows[0][0])
+
+    def keys_of_stripe_ids(self, sync_name: str, stripe_ids: Iterable[str]) -> dict[str, str]:
+        """stripe id -> source key, for the given ids this sync already keeps in Stripe."""
+        ids = sorted(set(stripe_ids))
+        out: dict[str, str] = {}
+        p = self.wh.placeholder
+        for start in range(0, len(ids), BATCH_ROWS):
+            chunk = ids[start : start + BATCH_ROWS]
+            _, rows = self.wh.query(
+                f"select stripe_id, source_key from {self.ledger} where sync_name = {p} and status <> {p} "
+                f"and stripe_id in ({', '.join([p] * len(chunk))})",
+                [sync_name, DELETED, *chunk],
+            )
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
+    # ---- writes -------------------------------------------------------------------------------
+    def write(self, entries: Sequence[LedgerEntry]) -> None:
+        """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together."""
+        if not entries:
+            return
+        p = self.wh.placeholder
+        cols = ", ".join(self.wh.quote(c) for c in LEDGER_COLUMNS)
+        row_marks = "(" + ", ".join([p] * len(LEDGER_COLUMNS)) + ")"
+        by_sync: dict[str, list[LedgerEntry]] = {}
+        for e in entries:
+            by_sync.setdefault(e.sync_name, []).append(e)
+        with self.wh.transaction():
+            for sync_name, group in by_sync.items():
+                latest = {e.source_key: e for e in group}  # last write of a key wins
+                items = list(latest.values())
+                for start in range(0, len(items), BATCH_ROWS):
+                    chunk = items[start : start + BATCH_ROWS]
+                    keys = [e.source_key for e in chunk]
+                    self.wh.execute(
+                        f"delete from {self.ledger} where sync_name = {p} and source_key in "
+                        f"({', '.join([p] * len(keys))})",
+                        [sync_name, *keys],
+                    )
+                    binds: list[Any] = []
+                    for e in chunk:
+                        binds += [asdict(e)[c] for c in LEDGER_COLUMNS]
+                    self.wh.execute(
+                        f"insert into {self.ledger} ({cols}) values {', '.join([row_marks] * len(chunk))}",
+                        binds,
+                    )
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        names = list(row)
+        p = self.wh.placeholder
+        with self.wh.transaction():
+            self.wh.execute(
+                f"insert into {self.runs} ({', '.join(self.wh.quote(n) for n in names)}) "
+                f"values ({', '.join([p] * len(names))})",
+                [row[n] for n in names],
+            )
+
+
+def _sql_type(type_: str) -> str:
+    return type_

@@ -1,0 +1,82 @@
+"""The immutable plan of one sync: what each changed row will do in Stripe, and why."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.ledger import LedgerEntry
+
+# Actions that call Stripe, and those that only touch the ledger.
+API_ACTIONS = frozenset({"create", "update", "restore", "delete", "replace"})
+LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget"})
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str  # the row's primary key, as text
+    action: str  # create | update | restore | delete | replace | reject | skip | noop | forget
+    stripe_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # flat fields to send
+    full: dict[str, Any] = field(default_factory=dict)  # flat mapped payload: the ledger's after success
+    before: dict[str, Any] = field(default_factory=dict)  # previous values of the sent fields
+    row_hash: str | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None  # why rejected/skipped, or a note (adopted, delete translation)
+    ledger: LedgerEntry | None = None  # the row's ledger entry before this run
+
+    @property
+    def calls_stripe(self) -> bool:
+        return self.action in API_ACTIONS
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    config: SyncConfig
+    changes: tuple[Change, ...]
+    model_rows: int
+    live_objects: int
+    unchanged: int
+    blocked: str | None = None  # a guard tripped: nothing of this sync is applied
+    warnings: tuple[str, ...] = ()
+    lookup_calls: int = 0  # read calls spent matching rows while planning
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(ch.action for ch in self.changes)
+        return {
+            a: c[a] for a in ("create", "update", "restore", "replace", "delete", "reject", "skip", "noop")
+        }
+
+    def to_dict(self, sample: int = 5) -> dict[str, Any]:
+        """The plan as JSON-ready data: counts plus a field-level before -> after for a sample of rows."""
+        shown: dict[str, int] = Counter()
+        rows = []
+        for ch in self.changes:
+            if shown[ch.action] >= sample:
+                continue
+            shown[ch.action] += 1
+            rows.append(
+                {
+                    "key": ch.key,
+                    "action": ch.action,
+                    "stripe_id": ch.stripe_id,
+                    "reason": ch.reason,
+                    "fields": {
+                        path: {"before": ch.before.get(path), "after": value}
+                        for path, value in ch.params.items()
+                    },
+                }
+            )
+        return {
+            "model": self.config.model,
+            "object": self.config.object,
+            "mode": self.config.mode,
+            "model_rows": self.model_rows,
+            "unchanged": self.unchanged,
+            "counts": self.counts(),
+            "blocked": self.blocked,
+            "warnings": list(self.warnings),
+            "sample": rows,
+        }

@@ -1,0 +1,305 @@
+"""Pure planning: diff rows + look-ups -> an immutable SyncPlan. No I/O happens here.
+
+`plan` renders the result; `run` hands it to the applier. Keeping the two apart (as sqlmesh does)
+means a dry run is exactly the plan that a real run would apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.diff import DiffResult, DiffRow
+from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, coerce, field_spec, from_json
+from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.settings import Settings
+from dbt_stripe_sync.stripe_objects.base import StripeObject
+from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What matching found in Stripe before planning (the only I/O the plan depends on)."""
+
+    by_email: Mapping[str, list[dict]] = field(default_factory=dict)  # email -> customers, oldest first
+    claimed: Mapping[str, str] = field(default_factory=dict)  # stripe id -> key of the row synced to it
+    calls: int = 0
+
+
+def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None, attempt: int) -> str:
+    """Deterministic per write attempt: a crash-and-resend reuses it, a new attempt after a
+    definite failure does not (Stripe would replay the failure)."""
+    raw = f"{sync_name}\x1f{key}\x1f{action}\x1f{row_hash}\x1f{attempt}"
+    return "dss_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
+# ---- rows to payloads ---------------------------------------------------------------------------
+def map_row(
+    config: SyncConfig, row: DiffRow, email_ids: Mapping[str, list[dict]]
+) -> tuple[dict[str, Any], list[str]]:
+    """The flat payload of a row, and the reasons it cannot be sent (empty when it can)."""
+    flat: dict[str, Any] = {}
+    problems: list[str] = []
+    for mapping in config.fields:
+        value = row.values.get(mapping.column)
+        if value is None:
+            if config.on_null == "clear":
+                flat[mapping.path] = CLEAR
+            continue
+        try:
+            flat[mapping.path] = coerce(value, field_spec(config.object, mapping.path))
+        except CoercionError as exc:
+            problems.append(f"column `{mapping.column}` -> {mapping.path}: {exc}")
+    for ref in config.references:
+        value = row.values.get(ref.column)
+        if value is None:
+            continue
+        if ref.sync:
+            stripe_id = row.refs.get(ref.target)
+            if not stripe_id:
+                problems.append(
+                    f"{ref.target}: no {ref.sync} row with key {value!r} has been synced "
+                    f"(column `{ref.column}`); it is retried when that row syncs"
+                )
+                continue
+        else:
+            found = email_ids.get(str(value), [])
+            if not found:
+                problems.append(
+                    f"{ref.target}: no Stripe customer has email {str(value)!r} (column `{ref.column}`)"
+                )
+                continue
+            stripe_id = found[0]["id"]
+        flat[ref.target] = stripe_id
+    return flat, problems
+
+
+def _match_value(config: SyncConfig, row: DiffRow) -> str | None:
+    if config.match is None or config.match.column is None:
+        return None
+    value = row.values.get(config.match.column)
+    return None if value is None else str(value)
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+def build_plan(
+    config: SyncConfig,
+    adapter: StripeObject,
+    settings: Settings,
+    diff: DiffResult,
+    lookups: Lookups,
+    live_objects: int,
+) -> SyncPlan:
+    changes: list[Change] = []
+    warnings: list[str] = []
+    seen_match: dict[str, str] = {}  # match value -> key of the first row using it in this plan
+    for row in diff.rows:
+        if row.change == "deleted":
+            change = _plan_delete(config, adapter, row)
+        else:
+            change = _plan_row(config, adapter, settings, row, lookups, seen_match)
+        if change is not None:
+            changes.append(change)
+    deletes = sum(1 for c in changes if c.action == "delete")
+    blocked = _delete_guard(config, settings, deletes, diff.model_rows, live_objects)
+    changed_rows = sum(1 for r in diff.rows if r.change != "deleted")
+    return SyncPlan(
+        config=config,
+        changes=tuple(changes),
+        model_rows=diff.model_rows,
+        live_objects=live_objects,
+        unchanged=max(diff.model_rows - changed_rows, 0),
+        blocked=blocked,
+        warnings=tuple(warnings),
+        lookup_calls=lookups.calls,
+    )
+
+
+def _delete_guard(
+    config: SyncConfig, settings: Settings, deletes: int, model_rows: int, live: int
+) -> str | None:
+    if not deletes:
+        return None
+    if model_rows == 0 and not settings.allow_empty_model_deletes:
+        return (
+            f"{config.model} is empty, so every one of its {deletes} Stripe objects would be deleted; "
+            "if that is intended set vars.dbt_stripe_sync.allow_empty_model_deletes: true"
+        )
+    share = deletes / live if live else 1.0
+    if share > settings.max_delete_fraction:
+        return (
+            f"{config.model} would delete {deletes} of its {live} Stripe objects ({share:.0%}), more than "
+            f"max_delete_fraction {settings.max_delete_fraction:.0%}; check the model, or raise "
+            "vars.dbt_stripe_sync.max_delete_fraction"
+        )
+    return None
+
+
+def _plan_delete(config: SyncConfig, adapter: StripeObject, row: DiffRow) -> Change | None:
+    entry = row.ledger
+    assert entry is not None
+    if not entry.stripe_id:
+        return Change(
+            key=row.key, action="forget", ledger=entry, reason="left the model before it reached Stripe"
+        )
+    return Change(
+        key=row.key,
+        action="delete",
+        stripe_id=entry.stripe_id,
+        ledger=entry,
+        reason=adapter.delete_description,
+        idempotency_key=idempotency_key(config.name, row.key, "delete", None, entry.attempts or 0),
+    )
+
+
+def _plan_row(
+    config: SyncConfig,
+    adapter: StripeObject,
+    settings: Settings,
+    row: DiffRow,
+    lookups: Lookups,
+    seen_match: dict[str, str],
+) -> Change:
+    entry = row.ledger
+    attempt = (entry.attempts or 0) if entry else 0
+    flat, problems = map_row(config, row, lookups.by_email)
+
+    def reject(reason: str) -> Change:
+        return Change(
+            key=row.key, action="reject", full=flat, row_hash=row.row_hash, reason=reason, ledger=entry
+        )
+
+    if problems:
+        return reject("; ".join(problems))
+
+    # Which Stripe object does this row belong to?
+    known_id = entry.stripe_id if entry and entry.status not in (L.DELETED,) else None
+    note = None
+    match_value = _match_value(config, row)
+    if known_id is None and config.match is not None:
+        if config.match.field == "id":
+            known_id = match_value
+        elif config.match.field == "email" and match_value:
+            prior = seen_match.get(match_value)
+            if prior is not None:
+                return reject(
+                    f"email {match_value!r} is also the match value of row {prior}; one Stripe "
+                    "object cannot stand for two rows — make the model unique on it"
+                )
+            seen_match[match_value] = row.key
+            found = lookups.by_email.get(match_value, [])
+            if found:
+                known_id = found[0]["id"]
+                owner = lookups.claimed.get(known_id)
+                if owner is not None and owner != row.key:
+                    return reject(
+                        f"Stripe {config.object} {known_id} ({match_value}) is already synced from "
+                        f"row {owner}"
+                    )
+                note = f"matched existing {known_id} by email"
+                if len(found) > 1:
+                    note += f" (oldest of {len(found)} with this email)"
+        if config.match.field == "email" and match_value and "email" not in flat:
+            flat["email"] = match_value
+
+    if config.mode == "insert":
+        if entry and entry.stripe_id and entry.status not in (L.DELETED,):
+            return Change(
+                key=row.key,
+                action="skip",
+                stripe_id=entry.stripe_id,
+                full=flat,
+                row_hash=row.row_hash,
+                ledger=entry,
+                reason="insert mode never updates",
+            )
+        if known_id:
+            return Change(
+                key=row.key,
+                action="skip",
+                stripe_id=known_id,
+                full=flat,
+                row_hash=row.row_hash,
+                ledger=entry,
+                reason=f"already in Stripe as {known_id}; insert mode never updates",
+            )
+        return _create(config, adapter, row, flat, attempt, entry, note)
+
+    if known_id is None:
+        if config.mode == "update":
+            what = (
+                f"{config.match.field} {match_value!r}" if config.match and match_value else "a match value"
+            )
+            return reject(f"update mode: no Stripe {config.object} found for {what}")
+        return _create(config, adapter, row, flat, attempt, entry, note)
+
+    # An update of a known object: send only what changed since Stripe last accepted this row.
+    same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
+    before = from_json(entry.payload_json) if same_object and entry else {}
+    params = changed_fields(before, flat) if same_object else {k: v for k, v in flat.items()}
+    action = "update"
+    if entry is not None and entry.status == L.ARCHIVED and same_object:
+        action = "restore"
+        params = {**params, **adapter.restore_params()}
+    if not params:
+        return Change(
+            key=row.key,
+            action="noop",
+            stripe_id=known_id,
+            full=flat,
+            row_hash=row.row_hash,
+            ledger=entry,
+            reason="no Stripe field changed",
+        )
+    blocked = sorted({p.split(".")[0].split("[")[0] for p in params} & adapter.create_only)
+    if blocked and same_object:
+        return reject(f"{', '.join(blocked)} cannot be changed on an existing Stripe {config.object}")
+    return Change(
+        key=row.key,
+        action=action,
+        stripe_id=known_id,
+        params=params,
+        full=flat,
+        before={k: before.get(k) for k in params},
+        row_hash=row.row_hash,
+        idempotency_key=idempotency_key(config.name, row.key, action, row.row_hash, attempt),
+        reason=note,
+        ledger=entry,
+    )
+
+
+def _create(
+    config: SyncConfig,
+    adapter: StripeObject,
+    row: DiffRow,
+    flat: dict[str, Any],
+    attempt: int,
+    entry: L.LedgerEntry | None,
+    note: str | None,
+) -> Change:
+    params = {k: v for k, v in flat.items() if v != CLEAR}
+    missing = adapter.required_problems(params, creating=True, config=config)
+    if missing:
+        return Change(
+            key=row.key,
+            action="reject",
+            full=flat,
+            row_hash=row.row_hash,
+            ledger=entry,
+            reason="; ".join(missing),
+        )
+    params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
+    return Change(
+        key=row.key,
+        action="create",
+        params=params,
+        full=flat,
+        row_hash=row.row_hash,
+        idempotency_key=idempotency_key(config.name, row.key, "create", row.row_hash, attempt),
+        reason=note,
+        ledger=entry,
+    )

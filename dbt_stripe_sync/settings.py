@@ -1,0 +1,85 @@
+"""Project-wide settings, read from dbt vars (`vars: dbt_stripe_sync: {...}`) and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from dbt_stripe_sync.errors import UsageError
+
+VARS_KEY = "dbt_stripe_sync"
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key_env: str = "STRIPE_API_KEY"
+    state_schema: str | None = None  # default: <target schema>_stripe_sync
+    max_delete_fraction: float = 0.5  # refuse a plan deleting more than this share of a sync's objects
+    allow_empty_model_deletes: bool = False  # an empty model deletes nothing unless this is set
+    live_targets: tuple[str, ...] = ()  # dbt targets allowed to use live keys
+    rate_limit: float | None = None  # requests/s; default by key: 25 test, 100 live
+    search_rate_limit: float = 20.0
+    concurrency: int = 4  # parallel writes (never two on one object)
+    batch_size: int = 100  # rows per ledger checkpoint
+    max_retries: int = 8
+    request_timeout_s: float = 30.0
+    retry_rejected: bool = False  # re-send rows rejected by pre-send checks on every run, not only on change
+    idempotency_window_hours: float = 24.0  # Stripe keeps keys at least 24 h
+    tag_created_objects: bool = True  # put metadata[dbt_stripe_sync] = "<sync>:<key>" on created objects
+
+    def state_schema_for(self, target_schema: str) -> str:
+        return self.state_schema or f"{target_schema}_stripe_sync"
+
+
+def load_settings(project_vars: Mapping[str, Any], cli_vars: Mapping[str, Any] | None = None) -> Settings:
+    merged: dict[str, Any] = {}
+    for source in (project_vars, cli_vars or {}):
+        block = source.get(VARS_KEY) if isinstance(source, Mapping) else None
+        if block is None:
+            continue
+        if not isinstance(block, Mapping):
+            raise UsageError(f"vars.{VARS_KEY} must be a mapping of settings, got {type(block).__name__}")
+        merged.update(block)
+    known = {f.name: f for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; known settings: {', '.join(known)}"
+            raise UsageError(f"vars.{VARS_KEY}.{key}: unknown setting{hint}")
+        values[key] = _coerce(key, value, Settings.__dataclass_fields__[key].default)
+    return Settings(**values)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    where = f"vars.{VARS_KEY}.{key}"
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() not in {"true", "false"}:
+                    raise ValueError
+                return value.lower() == "true"
+            return bool(value)
+        if isinstance(default, tuple):
+            return tuple([value] if isinstance(value, str) else value)
+        if isinstance(default, float) or key in {"rate_limit", "max_delete_fraction"}:
+            number = float(value)
+            if number < 0 or (key == "max_delete_fraction" and number > 1):
+                raise ValueError
+            return number
+        if isinstance(default, int):
+            number = int(value)
+            if number < 1 and key != "max_retries":
+                raise ValueError
+            return number
+        return None if value is None else str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{where}: invalid value {value!r} (default: {default!r})") from None
+
+
+def api_key(settings: Settings) -> str | None:
+    return os.environ.get(settings.api_key_env) or None
