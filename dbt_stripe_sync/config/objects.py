@@ -334,6 +334,12 @@ def _check_reference_target(
         )
         yield view.problem(key, "is not a Stripe ID field, so it cannot be filled by a reference", hint)
         return
+    if view.mode == "insert" and create is None:
+        yield view.problem(
+            key,
+            f"Stripe only accepts this field when updating a {obj}, and insert mode only creates",
+            "use `mode: upsert` or `mode: update`, or drop the reference",
+        )
     if ref.get("by") == "email" and kind != "customer":
         yield view.problem(
             key_path("references", target, "by"),
@@ -416,6 +422,7 @@ def _check_columns(view: BlockView) -> Iterator[ConfigProblem]:
     if view.columns is None:
         return
     columns = list(view.columns)
+    # Case-insensitive: warehouses fold unquoted identifiers (Snowflake upper-cases, Postgres lower-cases).
     lowered = {c.lower() for c in columns}
     for key, column in named_columns(view):
         if column in columns or column.lower() in lowered:

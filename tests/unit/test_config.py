@@ -460,6 +460,14 @@ MALFORMED: list[tuple[str, Any, str, tuple[str, ...], dict[str, Any]]] = [
         {},
     ),
     (
+        "update-only-reference-in-insert-mode",
+        with_("product", references={"default_price": {"sync": "stripe_prices", "column": "sku"}})
+        | {"mode": "insert"},
+        "stripe_sync.references['default_price']",
+        ("only accepts this field when updating a product", "drop the reference"),
+        {},
+    ),
+    (
         "nothing-to-sync",
         with_("product", fields={}),
         "stripe_sync.fields",
