@@ -39,3 +39,23 @@ def render_result(store: Store, result: dict[str, Any]) -> dict[str, Any]:
         return dict(result)
     type_name = OBJECT_TYPES.get(result.get("object", ""))
     return render(store, type_name, result) if type_name else result
+
+
+def include(store: Store, view: dict[str, Any], expand_paths: list[str]) -> dict[str, Any]:
+    """Add "includable" properties Stripe only returns when expanded (a quote's `line_items`)."""
+    from dbt_stripe_sync.emulator.resources.quotes import line_items_list
+
+    wanted = {p for p in expand_paths if p in ("line_items", "data.line_items")}
+    if not wanted:
+        return view
+    if "line_items" in wanted and view.get("object") == "quote":
+        view = {**view, "line_items": line_items_list(store, view["id"])}
+    if "data.line_items" in wanted and view.get("object") in ("list", "search_result"):
+        data = [
+            {**o, "line_items": line_items_list(store, o["id"])} if o.get("object") == "quote" else o
+            for o in view["data"]
+        ]
+        view = {**view, "data": data}
+    for path in wanted:
+        expand_paths.remove(path)
+    return view

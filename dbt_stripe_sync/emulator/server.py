@@ -280,10 +280,12 @@ class Emulator:
                 expand_paths = [p for p in params.pop("expand", []) if isinstance(p, str)]
                 with self._state_lock:
                     try:
-                        result = route.handler(self.store, params, object_id)
-                        view = routing.render_result(self.store, result)
-                        view = expand(view, expand_paths, self._lookup_for_expand)
-                        payload = _json(view)
+                        with self.store.transaction():
+                            result = route.handler(self.store, params, object_id)
+                            view = routing.render_result(self.store, result)
+                            view = routing.include(self.store, view, expand_paths)
+                            view = expand(view, expand_paths, self._lookup_for_expand)
+                            payload = _json(view)
                     except StripeError as exc:
                         # The handler ran: Stripe saves such results for idempotent replay.
                         payload = _json(exc.body(request_id))
@@ -388,6 +390,10 @@ def _authenticate(header: str | None) -> None:
 def _handler_class(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One buffered write per response and no Nagle: otherwise keep-alive clients wait ~40 ms per
+        # request on delayed ACKs.
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
         server_version = "stripe-emulator"
         sys_version = ""
 

@@ -1,6 +1,8 @@
 """In-memory object store: one insertion-ordered dict per object type, plus search snapshots.
 
 Not thread-safe by itself: the server holds one state lock around every API call.
+Stored objects are never mutated in place: handlers `edit()` a copy and `put()` it back, so a
+request that fails half-way is undone by `transaction()` (Stripe's writes are atomic).
 Search sees each object as it was `search_delay_s` ago, mimicking Stripe's eventually
 consistent search index.
 """
@@ -12,6 +14,7 @@ import random
 import string
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 TYPES = (
@@ -59,6 +62,44 @@ class Store:
             t: {} for t in TYPES
         }
         self.counters: dict[str, int] = {}
+        # (type, id, previous object or None, previous deleted stub or None) while a transaction runs.
+        self._journal: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] | None = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Undo every put/delete made inside the block if it raises."""
+        self._journal = []
+        try:
+            yield
+        except BaseException:
+            for type_name, object_id, previous, stub in reversed(self._journal):
+                if previous is None:
+                    self.objects[type_name].pop(object_id, None)
+                else:
+                    self.objects[type_name][object_id] = previous
+                if stub is None:
+                    self.deleted[type_name].pop(object_id, None)
+                else:
+                    self.deleted[type_name][object_id] = stub
+                self._snapshot(type_name, object_id, previous)
+            raise
+        finally:
+            self._journal = None
+
+    def _record(self, type_name: str, object_id: str) -> None:
+        if self._journal is not None:
+            self._journal.append(
+                (
+                    type_name,
+                    object_id,
+                    self.objects[type_name].get(object_id),
+                    self.deleted[type_name].get(object_id),
+                )
+            )
+
+    def edit(self, type_name: str, object_id: str) -> dict[str, Any]:
+        """A private copy of a stored object, to change and `put()` back."""
+        return copy.deepcopy(self.objects[type_name][object_id])
 
     def new_id(self, kind: str) -> str:
         prefix, length = ID_PREFIX[kind]
@@ -79,15 +120,13 @@ class Store:
 
     def put(self, type_name: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Insert or replace (keeps first insertion position) and record a search snapshot."""
+        self._record(type_name, obj["id"])
         self.objects[type_name][obj["id"]] = obj
         self._snapshot(type_name, obj["id"], obj)
         return obj
 
-    def touch(self, type_name: str, obj: dict[str, Any]) -> None:
-        """Record that `obj` (already stored) changed, for the lagging search index."""
-        self._snapshot(type_name, obj["id"], obj)
-
     def delete(self, type_name: str, object_id: str, *, keep_stub: bool = False) -> None:
+        self._record(type_name, object_id)
         obj = self.objects[type_name].pop(object_id, None)
         if obj is not None and keep_stub:
             self.deleted[type_name][object_id] = {"id": object_id, "object": obj["object"], "deleted": True}

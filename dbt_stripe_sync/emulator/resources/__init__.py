@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from dbt_stripe_sync.emulator.resources import customers, prices, products
+from dbt_stripe_sync.emulator.resources import (
+    customers,
+    invoice_items,
+    invoices,
+    prices,
+    products,
+    quotes,
+    subscriptions,
+)
 from dbt_stripe_sync.emulator.resources.base import Route
 
-ROUTES: list[Route] = [*customers.ROUTES, *products.ROUTES, *prices.ROUTES]
+ROUTES: list[Route] = [
+    *customers.ROUTES,
+    *products.ROUTES,
+    *prices.ROUTES,
+    *subscriptions.ROUTES,
+    *invoices.ROUTES,
+    *invoice_items.ROUTES,
+    *quotes.ROUTES,
+]

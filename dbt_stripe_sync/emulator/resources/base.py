@@ -69,6 +69,11 @@ def get_or_404(store: Store, type_name: str, object_id: Any, param: str = "id") 
     return obj
 
 
+def edit_or_404(store: Store, type_name: str, object_id: Any, param: str = "id") -> Obj:
+    """Like get_or_404, but a copy to change and `store.put()` back."""
+    return store.edit(type_name, get_or_404(store, type_name, object_id, param)["id"])
+
+
 def require(params: dict[str, Any], name: str) -> Any:
     if name not in params or params[name] == "":
         raise missing_parameter(name)

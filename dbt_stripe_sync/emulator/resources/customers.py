@@ -6,7 +6,7 @@ from typing import Any
 
 from dbt_stripe_sync.emulator.listing import created_matches, paginate
 from dbt_stripe_sync.emulator.metadata import merge_metadata
-from dbt_stripe_sync.emulator.resources.base import Obj, copy_fields, get_or_404, route
+from dbt_stripe_sync.emulator.resources.base import Obj, copy_fields, edit_or_404, get_or_404, route
 from dbt_stripe_sync.emulator.search import search
 from dbt_stripe_sync.emulator.store import Store
 
@@ -57,7 +57,7 @@ def retrieve(store: Store, _params: dict[str, Any], object_id: str | None) -> Ob
 
 
 def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
-    obj = get_or_404(store, "customer", object_id)
+    obj = edit_or_404(store, "customer", object_id)
     copy_fields(
         obj, params, (*_SIMPLE, "balance", "invoice_prefix", "preferred_locales", "next_invoice_sequence")
     )
@@ -65,16 +65,17 @@ def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
         obj["tax_exempt"] = params["tax_exempt"] or "none"
     if "metadata" in params:
         obj["metadata"] = merge_metadata(obj["metadata"], params["metadata"])
-    store.touch("customer", obj)
-    return obj
+    return store.put("customer", obj)
 
 
 def delete(store: Store, _params: dict[str, Any], object_id: str | None) -> Obj:
     obj = get_or_404(store, "customer", object_id)
-    for sub in store.objects["subscription"].values():
+    for sub in list(store.objects["subscription"].values()):
         if sub["customer"] == obj["id"] and sub["status"] != "canceled":
-            sub.update(status="canceled", canceled_at=store.now(), ended_at=store.now())
-            store.touch("subscription", sub)
+            store.put(
+                "subscription",
+                {**sub, "status": "canceled", "canceled_at": store.now(), "ended_at": store.now()},
+            )
     store.delete("customer", obj["id"], keep_stub=True)
     return {"id": obj["id"], "object": "customer", "deleted": True}
 

@@ -10,7 +10,14 @@ from typing import Any
 from dbt_stripe_sync.emulator.errors import invalid, missing_parameter
 from dbt_stripe_sync.emulator.listing import created_matches, paginate
 from dbt_stripe_sync.emulator.metadata import merge_metadata
-from dbt_stripe_sync.emulator.resources.base import Obj, check_currency, get_or_404, nullable, route
+from dbt_stripe_sync.emulator.resources.base import (
+    Obj,
+    check_currency,
+    edit_or_404,
+    get_or_404,
+    nullable,
+    route,
+)
 from dbt_stripe_sync.emulator.search import search
 from dbt_stripe_sync.emulator.store import Store
 
@@ -20,7 +27,7 @@ def _claim_lookup_key(
 ) -> None:
     if not lookup_key:
         return
-    for other in store.objects["price"].values():
+    for other in list(store.objects["price"].values()):
         if other["lookup_key"] == lookup_key and other["id"] != owner:
             if not transfer:
                 raise invalid(
@@ -28,8 +35,7 @@ def _claim_lookup_key(
                     "Pass `transfer_lookup_key=true` to move it to this price.",
                     param=param,
                 )
-            other["lookup_key"] = None
-            store.touch("price", other)
+            store.put("price", {**other, "lookup_key": None})
 
 
 def new_price(store: Store, params: dict[str, Any], param_prefix: str = "") -> Obj:
@@ -117,7 +123,7 @@ def retrieve(store: Store, _params: dict[str, Any], object_id: str | None) -> Ob
 
 
 def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
-    obj = get_or_404(store, "price", object_id)
+    obj = edit_or_404(store, "price", object_id)
     if "tax_behavior" in params and params["tax_behavior"] != obj["tax_behavior"]:
         if obj["tax_behavior"] in ("inclusive", "exclusive"):
             raise invalid(
@@ -135,8 +141,7 @@ def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
         obj["nickname"] = nullable(params["nickname"])
     if "metadata" in params:
         obj["metadata"] = merge_metadata(obj["metadata"], params["metadata"])
-    store.touch("price", obj)
-    return obj
+    return store.put("price", obj)
 
 
 def list_(store: Store, params: dict[str, Any], _id: str | None) -> Obj:

@@ -7,7 +7,7 @@ from typing import Any
 from dbt_stripe_sync.emulator.errors import StripeError, invalid
 from dbt_stripe_sync.emulator.listing import created_matches, paginate
 from dbt_stripe_sync.emulator.metadata import merge_metadata
-from dbt_stripe_sync.emulator.resources.base import Obj, copy_fields, get_or_404, route
+from dbt_stripe_sync.emulator.resources.base import Obj, copy_fields, edit_or_404, get_or_404, route
 from dbt_stripe_sync.emulator.search import search
 from dbt_stripe_sync.emulator.store import Store
 
@@ -62,8 +62,7 @@ def create(store: Store, params: dict[str, Any], _id: str | None) -> Obj:
         data = dict(params["default_price_data"])
         data["product"] = product["id"]
         price = new_price(store, data)
-        product["default_price"] = price["id"]
-        store.touch("product", product)
+        product = store.put("product", {**product, "default_price": price["id"]})
     return product
 
 
@@ -72,7 +71,7 @@ def retrieve(store: Store, _params: dict[str, Any], object_id: str | None) -> Ob
 
 
 def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
-    obj = get_or_404(store, "product", object_id)
+    obj = edit_or_404(store, "product", object_id)
     copy_fields(obj, params, (*_SIMPLE, "name", "active", "images", "marketing_features"))
     if "default_price" in params:
         price_id = params["default_price"]
@@ -86,8 +85,7 @@ def update(store: Store, params: dict[str, Any], object_id: str | None) -> Obj:
     if "metadata" in params:
         obj["metadata"] = merge_metadata(obj["metadata"], params["metadata"])
     obj["updated"] = store.now()
-    store.touch("product", obj)
-    return obj
+    return store.put("product", obj)
 
 
 def delete(store: Store, _params: dict[str, Any], object_id: str | None) -> Obj:
