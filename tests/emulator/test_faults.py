@@ -1,0 +1,197 @@
+"""Every fault mode does what it says, deterministically under a seed."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import pytest
+import stripe
+
+from dbt_stripe_sync.emulator import Emulator
+
+
+def _code(exc: stripe.StripeError) -> str | None:
+    """The SDK leaves `.code` empty on 429s; the body's error object still has it."""
+    return exc.code or (exc.error.code if exc.error is not None else None)
+
+
+def test_latency_delays_api_requests_only(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(latency_ms=150)
+    client = client_factory(emu.url)
+    started = time.monotonic()
+    client.v1.customers.list()
+    assert time.monotonic() - started >= 0.15
+    started = time.monotonic()
+    urllib.request.urlopen(f"{emu.url}/_emulator/requests", timeout=5).read()
+    assert time.monotonic() - started < 0.1
+
+
+def test_rate_limit_answers_429_and_recovers(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(rate_limit=5)
+    client = client_factory(emu.url)
+    results = []
+    for _ in range(8):
+        try:
+            client.v1.customers.list()
+            results.append("ok")
+        except stripe.RateLimitError as exc:
+            assert exc.http_status == 429 and _code(exc) == "rate_limit"
+            results.append("429")
+    assert results == ["ok"] * 5 + ["429"] * 3
+    assert [r["fault"] for r in emu.requests()][-3:] == ["rate_limit"] * 3
+    time.sleep(1.05)
+    client.v1.customers.list()
+
+
+def test_search_has_its_own_rate_limit(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(search_rate_limit=2)
+    client = client_factory(emu.url)
+    client.v1.customers.search(params={"query": "email:'a@b.c'"})
+    client.v1.customers.search(params={"query": "email:'a@b.c'"})
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.customers.search(params={"query": "email:'a@b.c'"})
+    for _ in range(5):  # ordinary calls are not limited by the search budget
+        client.v1.customers.list()
+
+
+def _create_many(client: stripe.StripeClient, n: int) -> list[str]:
+    outcomes = []
+    for i in range(n):
+        try:
+            outcomes.append(client.v1.customers.create(params={"name": f"c{i}"}).id)
+        except stripe.APIError as exc:
+            assert exc.http_status == 500
+            outcomes.append("500")
+    return outcomes
+
+
+def test_error_rate_answers_500s_without_applying_them(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(error_rate=0.4, seed=11)
+    outcomes = _create_many(client_factory(emu.url), 40)
+    failures = outcomes.count("500")
+    assert 5 <= failures <= 30
+    assert len(emu.objects("customer")) == 40 - failures  # a 500 applied nothing
+    errors = [r for r in emu.requests() if r["status"] == 500]
+    assert all(r["fault"] == "error" for r in errors)
+
+
+def test_error_rate_sets_should_retry_on_some(emulator_factory) -> None:
+    emu = emulator_factory(error_rate=1.0, seed=2)
+    headers = []
+    for _ in range(12):
+        request = urllib.request.Request(
+            f"{emu.url}/v1/customers", headers={"Authorization": "Bearer sk_test_x"}, method="GET"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=5)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 500
+            assert exc.headers["Request-Id"].startswith("req_")
+            headers.append(exc.headers.get("Stripe-Should-Retry"))
+    assert "true" in headers and None in headers
+
+
+def test_faults_are_deterministic_under_a_seed(emulator_factory, client_factory) -> None:
+    def run(seed: int) -> list[str]:
+        emu = emulator_factory(error_rate=0.3, seed=seed)
+        return _create_many(client_factory(emu.url), 25)
+
+    first, second, other = run(5), run(5), run(6)
+    assert first == second  # same statuses and even the same ids
+    assert [o == "500" for o in first] != [o == "500" for o in other]
+
+
+def test_dropped_response_leaves_the_object_created(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(drop_rate=1.0)
+    client = client_factory(emu.url)
+    opts: stripe.RequestOptions = {"idempotency_key": "create-ada"}
+    with pytest.raises(stripe.APIConnectionError):
+        client.v1.customers.create(params={"name": "Ada"}, options=opts)
+    (created,) = emu.objects("customer")
+    assert created["name"] == "Ada"
+    assert emu.requests()[-1]["fault"] == "dropped"
+    # Retrying with the same key recovers the response instead of creating a duplicate.
+    emu.set_faults(drop_rate=0.0)
+    again = client.v1.customers.create(params={"name": "Ada"}, options=opts)
+    assert again.id == created["id"] and len(emu.objects("customer")) == 1
+    assert emu.requests()[-1]["replayed"] is True
+
+
+def test_drops_plus_idempotent_retries_create_each_object_once(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(drop_rate=0.3, error_rate=0.1, seed=4)
+    client = client_factory(emu.url)
+    ids = set()
+    for i in range(30):
+        opts: stripe.RequestOptions = {"idempotency_key": f"cus-{i}"}
+        for _attempt in range(10):
+            try:
+                ids.add(client.v1.customers.create(params={"name": f"n{i}"}, options=opts).id)
+                break
+            except (stripe.APIConnectionError, stripe.APIError):
+                continue
+    assert len(ids) == 30 and len(emu.objects("customer")) == 30
+    assert any(r["fault"] == "dropped" for r in emu.requests())
+
+
+def test_drop_rate_only_affects_writes(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(drop_rate=1.0)
+    client = client_factory(emu.url)
+    for _ in range(5):
+        client.v1.customers.list()
+
+
+def test_lock_timeout_rate_rejects_writes_without_applying(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(lock_timeout_rate=1.0)
+    client = client_factory(emu.url)
+    customer_list = client.v1.customers.list()  # reads are never locked out
+    assert customer_list.data == []
+    with pytest.raises(stripe.RateLimitError) as err:
+        client.v1.customers.create(params={"name": "x"})
+    assert (err.value.http_status, _code(err.value)) == (429, "lock_timeout")
+    assert err.value.headers is not None and err.value.headers.get("Stripe-Should-Retry") == "true"
+    assert emu.objects("customer") == []
+
+
+def test_concurrent_writes_to_one_object_hit_lock_timeout(emulator_factory, client_factory) -> None:
+    emu = emulator_factory()
+    client = client_factory(emu.url)
+    customer = client.v1.customers.create(params={"name": "shared"})
+    other = client.v1.customers.create(params={"name": "other"})
+    emu.set_faults(latency_ms=300)
+    outcomes: dict[str, str] = {}
+
+    def update(name: str, object_id: str) -> None:
+        try:
+            client_factory(emu.url).v1.customers.update(object_id, params={"name": name})
+            outcomes[name] = "ok"
+        except stripe.RateLimitError as exc:
+            outcomes[name] = _code(exc) or "429"
+
+    threads = [
+        threading.Thread(target=update, args=("first", customer.id)),
+        threading.Thread(target=update, args=("second", customer.id)),
+        threading.Thread(target=update, args=("elsewhere", other.id)),
+    ]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(timeout=10)
+    assert outcomes == {"first": "ok", "second": "lock_timeout", "elsewhere": "ok"}
+
+
+def test_faults_never_apply_to_emulator_endpoints(emulator_factory) -> None:
+    emu = emulator_factory(error_rate=1.0, rate_limit=1, latency_ms=0)
+    for _ in range(5):
+        with urllib.request.urlopen(f"{emu.url}/_emulator/requests", timeout=5) as response:
+            assert response.status == 200
+
+
+def test_set_faults_validates_names_and_values(emu: Emulator) -> None:
+    with pytest.raises(TypeError):
+        emu.set_faults(explode=True)
+    with pytest.raises(ValueError):
+        emu.set_faults(error_rate=1.5)
+    assert emu.set_faults(latency_ms=1)["latency_ms"] == 1
