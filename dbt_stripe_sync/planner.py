@@ -255,9 +255,16 @@ def _plan_row(
             ledger=entry,
             reason="no Stripe field changed",
         )
-    blocked = sorted({p.split(".")[0].split("[")[0] for p in params} & adapter.create_only)
-    if blocked and same_object:
-        return reject(f"{', '.join(blocked)} cannot be changed on an existing Stripe {config.object}")
+    if same_object:
+        immutable = adapter.immutable_fields(params)
+        if immutable:
+            verdict, note_or_reason = adapter.plan_immutable_change(config, immutable)
+            if verdict == "reject":
+                return reject(note_or_reason)
+            # "replace": Stripe needs a new object carrying the whole payload (a price's amount, say)
+            action, note = "replace", note_or_reason
+            params = {k: v for k, v in flat.items() if v != CLEAR}
+            params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
     return Change(
         key=row.key,
         action=action,

@@ -34,6 +34,14 @@ class StripeObject:
         """Conditionally required fields missing from a payload, each as a reason naming the field."""
         return []
 
+    def immutable_fields(self, params: Mapping[str, Any]) -> list[str]:
+        """Top-level fields among an update's params that Stripe will not change on an existing object."""
+        return sorted({p.split(".")[0].split("[")[0] for p in params} & self.create_only)
+
+    def plan_immutable_change(self, config: SyncConfig, fields: list[str]) -> tuple[str, str]:
+        """("replace", note) when Stripe's way is a new object, else ("reject", reason). Never a no-op."""
+        return "reject", f"{', '.join(fields)} cannot be changed on an existing Stripe {self.name}"
+
     # ---- writes ---------------------------------------------------------------------------
     def create(self, gw: StripeGateway, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return gw.request("post", self.resource, params, idempotency_key=idempotency_key)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a copy of the integration_tests dbt project per test, on DuckDB or PostgreSQL,
+built with the real `dbt` CLI and synced with the real `dbt-stripe-sync` CLI."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from tests.support.dbt_project import DbtProject, postgres_env
+
+WAREHOUSES = ["duckdb", "postgres"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--warehouse",
+        action="append",
+        choices=WAREHOUSES,
+        help="warehouse(s) for integration tests (default: duckdb, plus postgres when DSS_PG_HOST is set)",
+    )
+
+
+def _warehouses(config: pytest.Config) -> list[str]:
+    chosen = config.getoption("--warehouse")
+    if chosen:
+        return chosen
+    return ["duckdb", "postgres"] if os.environ.get("DSS_PG_HOST") else ["duckdb"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "warehouse" in metafunc.fixturenames:
+        metafunc.parametrize("warehouse", _warehouses(metafunc.config))
+
+
+@pytest.fixture(scope="session")
+def project_template(tmp_path_factory):
+    return DbtProject.template(tmp_path_factory.mktemp("template") / "project")
+
+
+@pytest.fixture
+def dbt_project(tmp_path, warehouse: str, stripe_emulator, project_template) -> DbtProject:
+    """The integration_tests project copied to tmp_path, deps installed, pointed at a fresh emulator."""
+    env = {"STRIPE_API_KEY": "sk_test_dssintegration", "STRIPE_API_BASE": stripe_emulator.url}
+    if warehouse == "duckdb":
+        env.update({"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")})
+    else:
+        env.update(postgres_env(f"t_{uuid.uuid4().hex[:10]}"))
+    project = DbtProject.create(tmp_path / "project", env, project_template)
+    project.emulator = stripe_emulator
+    yield project
+    project.drop_schemas()

@@ -1,0 +1,166 @@
+"""A throw-away copy of integration_tests/ driven through the real dbt and dbt-stripe-sync CLIs."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+_IGNORE = shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb", "*.duckdb.wal", "package-lock.yml")
+_IGNORE_KEEP_PACKAGES = shutil.ignore_patterns("target", "logs", "*.duckdb", "*.duckdb.wal")
+
+
+def postgres_env(schema: str) -> dict[str, str]:
+    return {
+        "DBT_TARGET": "postgres",
+        "DSS_PG_HOST": os.environ.get("DSS_PG_HOST", "127.0.0.1"),
+        "DSS_PG_PORT": os.environ.get("DSS_PG_PORT", "5432"),
+        "DSS_PG_USER": os.environ.get("DSS_PG_USER", "dss"),
+        "DSS_PG_PASSWORD": os.environ.get("DSS_PG_PASSWORD", "dss"),
+        "DSS_PG_DBNAME": os.environ.get("DSS_PG_DBNAME", "dss_test"),
+        "DSS_PG_SCHEMA": schema,
+    }
+
+
+class DbtProject:
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = {**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+        self.env.pop("DBT_PROFILES_DIR", None)
+        self.emulator: Any = None
+
+    @classmethod
+    def template(cls, path: Path) -> Path:
+        """integration_tests/ copied once per session with `dbt deps` run (the package is a symlink)."""
+        shutil.copytree(REPO / "integration_tests", path, ignore=_IGNORE)
+        (path / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+        cls(path, {"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(path / "unused.duckdb")}).dbt("deps")
+        return path
+
+    @classmethod
+    def create(cls, path: Path, env: Mapping[str, str], template: Path) -> DbtProject:
+        shutil.copytree(template, path, symlinks=True, ignore=_IGNORE_KEEP_PACKAGES)
+        return cls(path, env)
+
+    @property
+    def target(self) -> str:
+        return self.env["DBT_TARGET"]
+
+    @property
+    def schema(self) -> str:
+        return "main" if self.target == "duckdb" else self.env["DSS_PG_SCHEMA"]
+
+    @property
+    def state_schema(self) -> str:
+        return f"{self.schema}_stripe_sync"
+
+    # ---- running the tools ------------------------------------------------------------------
+    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        proc = subprocess.run(cmd, env=self.env, cwd=self.path, capture_output=True, text=True, timeout=300)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        return proc
+
+    def build(self, select: str | None = None) -> None:
+        """Seed and build models (dbt's data tests are exercised by `dbt build` elsewhere)."""
+        args = ["build", "--exclude", "resource_type:test"]
+        if select:
+            args += ["-s", select]
+        self.dbt(*args)
+
+    def sync(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        cmd = [str(BIN / "dbt-stripe-sync"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        if args and args[0] in {"emulator", "demo"}:
+            raise ValueError("use sync() for run/plan/validate only")
+        proc = subprocess.run(
+            cmd, env={**self.env, **(env or {})}, cwd=self.path, capture_output=True, text=True, timeout=timeout
+        )
+        return proc
+
+    def popen_sync(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        cmd = [str(BIN / "dbt-stripe-sync"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        return subprocess.Popen(
+            cmd, env={**self.env, **(env or {})}, cwd=self.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    # ---- data -------------------------------------------------------------------------------
+    def read_seed(self, name: str) -> list[dict[str, str]]:
+        with open(self.path / "seeds" / f"{name}.csv", newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+
+    def write_seed(self, name: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> None:
+        columns = list(columns or (rows[0].keys() if rows else []))
+        if not columns:
+            columns = next(csv.reader(open(self.path / "seeds" / f"{name}.csv", encoding="utf-8")))
+        with open(self.path / "seeds" / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: row.get(c, "") for c in columns})
+
+    def edit_schema_yml(self, old: str, new: str, file: str = "models/schema.yml") -> None:
+        path = self.path / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {file}"
+        path.write_text(text.replace(old, new))
+
+    # ---- reading the warehouse (for assertions) ---------------------------------------------
+    def query(self, sql: str) -> list[tuple]:
+        if self.target == "duckdb":
+            import duckdb
+
+            con = duckdb.connect(self.env["DSS_DUCKDB_PATH"], read_only=True)
+            try:
+                return [tuple(r) for r in con.execute(sql).fetchall()]
+            finally:
+                con.close()
+        import psycopg2
+
+        con = psycopg2.connect(
+            host=self.env["DSS_PG_HOST"], port=int(self.env["DSS_PG_PORT"]), user=self.env["DSS_PG_USER"],
+            password=self.env["DSS_PG_PASSWORD"], dbname=self.env["DSS_PG_DBNAME"],
+        )
+        try:
+            with con.cursor() as cur:
+                cur.execute(sql)
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        finally:
+            con.close()
+
+    def ledger(self, sync: str) -> dict[str, dict[str, Any]]:
+        cols = ["source_key", "stripe_id", "status", "last_error", "payload_hash", "idempotency_key", "attempts"]
+        rows = self.query(
+            f"select {', '.join(cols)} from {self.state_schema}.stripe_sync_ledger where sync_name = '{sync}'"
+        )
+        return {r[0]: dict(zip(cols, r)) for r in rows}
+
+    def drop_schemas(self) -> None:
+        if self.target != "postgres":
+            return
+        try:
+            import psycopg2
+
+            con = psycopg2.connect(
+                host=self.env["DSS_PG_HOST"], port=int(self.env["DSS_PG_PORT"]), user=self.env["DSS_PG_USER"],
+                password=self.env["DSS_PG_PASSWORD"], dbname=self.env["DSS_PG_DBNAME"],
+            )
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute(f'drop schema if exists "{self.schema}" cascade')
+                cur.execute(f'drop schema if exists "{self.state_schema}" cascade')
+            con.close()
+        except Exception:
+            pass
+
+
+def api_writes(requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Requests that change Stripe (POST and DELETE on the API, not the emulator's admin paths)."""
+    return [r for r in requests if r["method"] in {"POST", "DELETE"} and r["path"].startswith("/v1/")]
