@@ -247,31 +247,32 @@ class Emulator:
                 entry["fault"] = "lock_timeout"
                 raise
             try:
-                self.faults.sleep_latency()
                 draw = self.faults.draw(write=route.write)
-                if draw.error:
-                    entry["fault"] = "error"
-                    raise injected_server_error(draw.should_retry)
-                if draw.lock_timeout:
-                    entry["fault"] = "lock_timeout"
-                    raise lock_timeout(object_id)
+                if draw.error or draw.lock_timeout:
+                    self.faults.sleep_latency()
+                    entry["fault"] = "error" if draw.error else "lock_timeout"
+                    raise injected_server_error(draw.should_retry) if draw.error else lock_timeout(object_id)
+                saved = None
                 if method == "POST" and headers.get("idempotency-key"):
                     idem_key = headers["idempotency-key"]
                     response_headers["Idempotency-Key"] = idem_key
                     fingerprint = json.dumps([method, path, raw], sort_keys=True)
                     saved = self.idempotency.begin(idem_key, fingerprint)
-                    if saved is not None:
-                        entry.update(replayed=True, status=saved.status)
-                        entry["object_id"] = entry["object_id"] or _body_id(saved.body)
-                        replay_headers = {
-                            **response_headers,
-                            **saved.headers,
-                            "Request-Id": request_id,
-                            "Idempotent-Replayed": "true",
-                            "Original-Request": saved.request_id,
-                        }
-                        return _Response(saved.status, saved.body, replay_headers), entry
-                    claimed = True
+                    claimed = saved is None
+                # The latency sits inside the object lock and the idempotency claim, so concurrent
+                # writes to one object or with one key overlap the way they do at Stripe.
+                self.faults.sleep_latency()
+                if saved is not None:
+                    entry.update(replayed=True, status=saved.status)
+                    entry["object_id"] = entry["object_id"] or _body_id(saved.body)
+                    replay_headers = {
+                        **response_headers,
+                        **saved.headers,
+                        "Request-Id": request_id,
+                        "Idempotent-Replayed": "true",
+                        "Original-Request": saved.request_id,
+                    }
+                    return _Response(saved.status, saved.body, replay_headers), entry
                 params = raw
                 if route.catalog is not None:
                     params = contract.validate(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import stripe
 
@@ -49,7 +52,30 @@ def test_keys_expire_after_the_ttl(emulator_factory, client_factory) -> None:
     opts: stripe.RequestOptions = {"idempotency_key": "k-4"}
     first = client.v1.customers.create(params={}, options=opts)
     assert client.v1.customers.create(params={}, options=opts).id == first.id
-    import time
-
     time.sleep(0.1)
     assert client.v1.customers.create(params={}, options=opts).id != first.id
+
+
+def test_a_key_still_in_flight_is_409(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(latency_ms=300)
+    results: dict[str, object] = {}
+
+    def create(name: str) -> None:
+        try:
+            results[name] = (
+                client_factory(emu.url)
+                .v1.customers.create(params={"name": "same"}, options={"idempotency_key": "busy-key"})
+                .id
+            )
+        except stripe.StripeError as exc:
+            results[name] = exc.http_status
+
+    first = threading.Thread(target=create, args=("first",))
+    second = threading.Thread(target=create, args=("second",))
+    first.start()
+    time.sleep(0.1)
+    second.start()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert str(results["first"]).startswith("cus_") and results["second"] == 409
+    assert len(emu.objects("customer")) == 1
