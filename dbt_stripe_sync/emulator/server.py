@@ -14,6 +14,7 @@ import re
 import string
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from dbt_stripe_sync.emulator.faults import (
 from dbt_stripe_sync.emulator.formdata import decode
 from dbt_stripe_sync.emulator.idempotency import IdempotencyCache
 from dbt_stripe_sync.emulator.request_log import RequestLog
-from dbt_stripe_sync.emulator.resources.base import render
+from dbt_stripe_sync.emulator.resources.base import Route, render
 from dbt_stripe_sync.emulator.store import TYPES, Store
 
 API_VERSION = "2026-10-28.endive"
@@ -278,33 +279,19 @@ class Emulator:
                     params = contract.validate(
                         raw, contract.specs_for(*route.catalog), not_unsettable=route.not_unsettable
                     )
-                expand_paths = [p for p in params.pop("expand", []) if isinstance(p, str)]
-                with self._state_lock:
-                    try:
-                        with self.store.transaction():
-                            result = route.handler(self.store, params, object_id)
-                            view = routing.render_result(self.store, result)
-                            view = routing.include(self.store, view, expand_paths)
-                            view = expand(view, expand_paths, self._lookup_for_expand)
-                            payload = _json(view)
-                    except StripeError as exc:
-                        # The handler ran: Stripe saves such results for idempotent replay.
-                        payload = _json(exc.body(request_id))
-                        response = _Response(exc.status, payload, {**response_headers, **exc.headers()})
-                        if claimed and idem_key:
-                            self.idempotency.finish(idem_key, exc.status, payload, exc.headers(), request_id)
-                            claimed = False
-                        entry["status"] = exc.status
-                        return response, entry
-                entry["object_id"] = entry["object_id"] or view.get("id")
+                # From here on the handler runs: Stripe saves its result, even an error, for replay.
+                status, payload, extra_headers, result_id = self._execute(
+                    route, params, object_id, request_id
+                )
                 if claimed and idem_key:
-                    self.idempotency.finish(idem_key, 200, payload, {}, request_id)
+                    self.idempotency.finish(idem_key, status, payload, extra_headers, request_id)
                     claimed = False
-                entry["status"] = 200
-                if draw.drop:
+                entry["status"] = status
+                entry["object_id"] = entry["object_id"] or result_id
+                if status == 200 and draw.drop:
                     entry["fault"] = "dropped"
                     return None, entry
-                return _Response(200, payload, response_headers), entry
+                return _Response(status, payload, {**response_headers, **extra_headers}), entry
             finally:
                 self._unlock_object(lock_target)
         except StripeError as exc:
@@ -312,10 +299,38 @@ class Emulator:
             return _Response(
                 exc.status, _json(exc.body(request_id)), {**response_headers, **exc.headers()}
             ), entry
+        except Exception as exc:  # an emulator bug: answer like Stripe's 500 rather than hang up
+            traceback.print_exc()
+            error = StripeError(
+                500,
+                f"Emulator internal error: {type(exc).__name__}: {exc}",
+                type="api_error",
+                should_retry=False,
+            )
+            entry["status"], entry["fault"] = 500, "emulator_bug"
+            return _Response(
+                500, _json(error.body(request_id)), {**response_headers, **error.headers()}
+            ), entry
         finally:
             if claimed and idem_key:
                 self.idempotency.abandon(idem_key)
             entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+
+    def _execute(
+        self, route: Route, params: dict[str, Any], object_id: str | None, request_id: str
+    ) -> tuple[int, bytes, dict[str, str], str | None]:
+        """Run a validated call atomically: (status, body, extra headers, id of the object returned)."""
+        expand_paths = [p for p in params.pop("expand", []) if isinstance(p, str)]
+        with self._state_lock:
+            try:
+                with self.store.transaction():
+                    result = route.handler(self.store, params, object_id)
+                    view = routing.render_result(self.store, result)
+                    view = routing.include(self.store, view, expand_paths)
+                    view = expand(view, expand_paths, self._lookup_for_expand)
+                    return 200, _json(view), {}, view.get("id")
+            except StripeError as exc:
+                return exc.status, _json(exc.body(request_id)), exc.headers(), None
 
     def _lookup_for_expand(self, type_name: str, object_id: str) -> dict[str, Any] | None:
         obj = self.store.get(type_name, object_id)
