@@ -183,7 +183,7 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 def split_path(path: str) -> list[str | int]:
     """`items[0].price` -> ["items", 0, "price"]."""
-    return [name if name is not None else int(index) for name, index in _TOKEN.findall(path)]
+    return [name if name else int(index) for name, index in _TOKEN.findall(path)]
 
 
 def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
