@@ -87,9 +87,9 @@ class StateStore:
 
     def ensure(self) -> None:
         """Create the state tables, and add columns that a newer version of this tool introduced."""
+        self.wh.create_schema(self.schema)
         statements = self.wh.macro(
             "create_state_sql",
-            schema_relation=self.wh.schema_relation(self.schema),
             ledger_relation=self.ledger,
             runs_relation=self.runs,
         )

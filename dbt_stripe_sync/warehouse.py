@@ -126,9 +126,10 @@ class Warehouse:
         )
         return str(rel)
 
-    def schema_relation(self, schema: str) -> str:
-        rel = self._adapter.Relation.create(database=self.target.database, schema=schema)
-        return str(rel.without_identifier())
+    def create_schema(self, schema: str) -> None:
+        """Create a schema the way the adapter does it (some warehouses refuse database-qualified names)."""
+        self._adapter.create_schema(self._adapter.Relation.create(database=self.target.database, schema=schema))
+        self.commit()
 
     def quote(self, identifier: str) -> str:
         return self._adapter.quote(identifier)

@@ -54,13 +54,12 @@
   ]) }}
 {% endmacro %}
 
-{% macro create_state_sql(schema_relation, ledger_relation, runs_relation) %}
-  {{ return(adapter.dispatch('create_state_sql', 'dbt_stripe_sync')(schema_relation, ledger_relation, runs_relation)) }}
+{% macro create_state_sql(ledger_relation, runs_relation) %}
+  {{ return(adapter.dispatch('create_state_sql', 'dbt_stripe_sync')(ledger_relation, runs_relation)) }}
 {% endmacro %}
 
-{% macro default__create_state_sql(schema_relation, ledger_relation, runs_relation) %}
+{% macro default__create_state_sql(ledger_relation, runs_relation) %}
   {%- set statements = [] -%}
-  {%- do statements.append('create schema if not exists ' ~ schema_relation) -%}
   {%- set cols = [] -%}
   {%- for name, type in dbt_stripe_sync.ledger_columns() -%}
     {%- do cols.append(adapter.quote(name) ~ ' ' ~ type) -%}
