@@ -165,7 +165,7 @@ class Applier:
                     for c in batch
                 ]
                 outcomes = []
-                for change, future in zip(batch, futures):
+                for change, future in zip(batch, futures, strict=True):
                     outcome, bucket, reason = future.result()
                     outcomes.append(outcome)
                     result.add(bucket, change.key, reason)

@@ -88,7 +88,8 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
             columns = wh.columns_of(node.relation)
             if columns is None and inv.command != "validate":
                 raise UsageError(
-                    f"{node.name}: the model's relation {node.relation} does not exist; run `dbt run -s {node.name}`"
+                    f"{node.name}: the model's relation {node.relation} does not exist; "
+                    f"run `dbt run -s {node.name}`"
                 )
             relations[node.name] = node.relation
             blocks.append(ModelBlock(node.name, node.unique_id, node.block, columns))
@@ -152,8 +153,8 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
         raise UsageError(f"{settings.api_key_env}: {exc}") from None
     if mode == "live" and target_name not in settings.live_targets:
         raise UsageError(
-            f"{settings.api_key_env} holds a live Stripe key, but dbt target {target_name!r} is not marked live; "
-            f"add it to vars.dbt_stripe_sync.live_targets to write to live Stripe from this target"
+            f"{settings.api_key_env} holds a live Stripe key, but dbt target {target_name!r} is not "
+            "marked live; add it to vars.dbt_stripe_sync.live_targets to use live Stripe from this target"
         )
     return StripeGateway(
         key,

@@ -56,7 +56,7 @@ LEDGER_COLUMNS = tuple(f.name for f in fields(LedgerEntry))
 
 
 def entry_from_row(names: Sequence[str], row: Sequence[Any], prefix: str = "") -> LedgerEntry | None:
-    values = {n[len(prefix) :]: v for n, v in zip(names, row) if n.startswith(prefix)}
+    values = {n[len(prefix) :]: v for n, v in zip(names, row, strict=False) if n.startswith(prefix)}
     if values.get("source_key") is None:
         return None
     return LedgerEntry(**{c: values.get(c) for c in LEDGER_COLUMNS})
@@ -81,7 +81,7 @@ class StateStore:
     def empty_ledger_sql(self) -> str:
         """A subquery shaped like the ledger with no rows, for plans made before any run."""
         cols = ", ".join(
-            f"cast(null as {_sql_type(t)}) as {self.wh.quote(n)}" for n, t in self.wh.macro("ledger_columns")
+            f"cast(null as {t}) as {self.wh.quote(n)}" for n, t in self.wh.macro("ledger_columns")
         )
         return f"(select {cols} where 1 = 0)"
 
@@ -108,7 +108,8 @@ class StateStore:
 
     # ---- reads --------------------------------------------------------------------------------
     def entries(self, sync_name: str, statuses: Iterable[str] | None = None) -> list[LedgerEntry]:
-        sql = f"select {', '.join(self.wh.quote(c) for c in LEDGER_COLUMNS)} from {self.ledger} where sync_name = {self.wh.placeholder}"
+        cols = ", ".join(self.wh.quote(c) for c in LEDGER_COLUMNS)
+        sql = f"select {cols} from {self.ledger} where sync_name = {self.wh.placeholder}"
         binds: list[Any] = [sync_name]
         if statuses:
             statuses = list(statuses)
@@ -182,7 +183,3 @@ class StateStore:
                 f"values ({', '.join([p] * len(names))})",
                 [row[n] for n in names],
             )
-
-
-def _sql_type(type_: str) -> str:
-    return type_

@@ -108,9 +108,17 @@ class Warehouse:
         return wh
 
     def close(self) -> None:
+        """Release the connection and any process-wide handle (DuckDB keeps its file locked otherwise)."""
         try:
-            self._adapter.release_connection()
+            self.commit()
+            self._adapter.cleanup_connections()
         finally:
+            manager = type(self._adapter.connections)
+            env = getattr(manager, "_ENV", None)
+            if env is not None and hasattr(env, "close"):
+                env.close()
+            if hasattr(manager, "close_all_connections"):
+                manager.close_all_connections()
             from dbt.adapters.factory import reset_adapters
 
             reset_adapters()
@@ -128,7 +136,9 @@ class Warehouse:
 
     def create_schema(self, schema: str) -> None:
         """Create a schema the way the adapter does it (some warehouses refuse database-qualified names)."""
-        self._adapter.create_schema(self._adapter.Relation.create(database=self.target.database, schema=schema))
+        self._adapter.create_schema(
+            self._adapter.Relation.create(database=self.target.database, schema=schema)
+        )
         self.commit()
 
     def quote(self, identifier: str) -> str:

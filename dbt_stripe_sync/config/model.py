@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 ObjectName = Literal["customer", "product", "price", "subscription", "invoice", "quote", "invoice_item"]
 Mode = Literal["upsert", "update", "insert"]
-OBJECTS: tuple[str, ...] = ("customer", "product", "price", "subscription", "invoice", "quote", "invoice_item")
+OBJECTS: tuple[str, ...] = (
+    "customer",
+    "product",
+    "price",
+    "subscription",
+    "invoice",
+    "quote",
+    "invoice_item",
+)
 MODES: tuple[str, ...] = ("upsert", "update", "insert")
 
 

@@ -1,4 +1,4 @@
-"""Issue #3 acceptance: the customer flow end to end through the real dbt CLI, the real SDK and the emulator."""
+"""Issue #3 acceptance: the customer flow through the real dbt CLI, the real SDK and the emulator."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def test_changed_rows_send_only_changed_fields(dbt_project):
     by_id = {w["path"].rsplit("/", 1)[1]: w["params"] for w in writes}
     assert set(by_id[ids["ada@example.com"]]) == {"address"}
     assert by_id[ids["ada@example.com"]]["address"] == {
-        "line1": "12 St James's Sq", "city": "Cambridge", "country": "GB"
+        "line1": "12 St James's Sq",
+        "city": "Cambridge",
+        "country": "GB",
     }
     assert by_id[ids["grace@example.com"]] == {"metadata": {"plan": "enterprise"}}
     assert by_id[ids["alan@example.com"]] == {"name": "Alan M. Turing"}
@@ -88,7 +90,9 @@ def test_upsert_adopts_existing_customer_with_same_email(dbt_project):
     emu = dbt_project.emulator
     import stripe
 
-    client = stripe.StripeClient("sk_test_preexisting", base_addresses={"api": emu.url}, max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_test_preexisting", base_addresses={"api": emu.url}, max_network_retries=0
+    )
     existing = client.v1.customers.create(params={"email": "grace@example.com", "name": "G. Hopper (old)"})
     dbt_project.build()
     emu.clear_requests()
@@ -105,7 +109,9 @@ def test_update_mode_rejects_rows_without_match_and_insert_never_updates(dbt_pro
     emu = dbt_project.emulator
     import stripe
 
-    client = stripe.StripeClient("sk_test_preexisting", base_addresses={"api": emu.url}, max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_test_preexisting", base_addresses={"api": emu.url}, max_network_retries=0
+    )
     existing = client.v1.customers.create(params={"email": "ada@example.com", "name": "Old Name"})
     dbt_project.edit_schema_yml("mode: upsert", "mode: update")
     dbt_project.edit_schema_yml("          delete: delete\n", "")

@@ -13,7 +13,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-_IGNORE = shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb", "*.duckdb.wal", "package-lock.yml")
+_IGNORE = shutil.ignore_patterns(
+    "target", "dbt_packages", "logs", "*.duckdb", "*.duckdb.wal", "package-lock.yml"
+)
 _IGNORE_KEEP_PACKAGES = shutil.ignore_patterns("target", "logs", "*.duckdb", "*.duckdb.wal")
 
 
@@ -66,7 +68,9 @@ class DbtProject:
         cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
         proc = subprocess.run(cmd, env=self.env, cwd=self.path, capture_output=True, text=True, timeout=300)
         if check and proc.returncode != 0:
-            raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+            raise AssertionError(
+                f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+            )
         return proc
 
     def build(self, select: str | None = None) -> None:
@@ -76,19 +80,45 @@ class DbtProject:
             args += ["-s", select]
         self.dbt(*args)
 
-    def sync(self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "dbt-stripe-sync"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+    def sync(
+        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(BIN / "dbt-stripe-sync"),
+            *args,
+            "--project-dir",
+            str(self.path),
+            "--profiles-dir",
+            str(self.path),
+        ]
         if args and args[0] in {"emulator", "demo"}:
             raise ValueError("use sync() for run/plan/validate only")
         proc = subprocess.run(
-            cmd, env={**self.env, **(env or {})}, cwd=self.path, capture_output=True, text=True, timeout=timeout
+            cmd,
+            env={**self.env, **(env or {})},
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return proc
 
     def popen_sync(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-        cmd = [str(BIN / "dbt-stripe-sync"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        cmd = [
+            str(BIN / "dbt-stripe-sync"),
+            *args,
+            "--project-dir",
+            str(self.path),
+            "--profiles-dir",
+            str(self.path),
+        ]
         return subprocess.Popen(
-            cmd, env={**self.env, **(env or {})}, cwd=self.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            cmd,
+            env={**self.env, **(env or {})},
+            cwd=self.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     # ---- data -------------------------------------------------------------------------------
@@ -96,10 +126,13 @@ class DbtProject:
         with open(self.path / "seeds" / f"{name}.csv", newline="", encoding="utf-8") as fh:
             return list(csv.DictReader(fh))
 
-    def write_seed(self, name: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> None:
+    def write_seed(
+        self, name: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None
+    ) -> None:
         columns = list(columns or (rows[0].keys() if rows else []))
         if not columns:
-            columns = next(csv.reader(open(self.path / "seeds" / f"{name}.csv", encoding="utf-8")))
+            with open(self.path / "seeds" / f"{name}.csv", encoding="utf-8") as fh:
+                columns = next(csv.reader(fh))
         with open(self.path / "seeds" / f"{name}.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
@@ -125,8 +158,11 @@ class DbtProject:
         import psycopg2
 
         con = psycopg2.connect(
-            host=self.env["DSS_PG_HOST"], port=int(self.env["DSS_PG_PORT"]), user=self.env["DSS_PG_USER"],
-            password=self.env["DSS_PG_PASSWORD"], dbname=self.env["DSS_PG_DBNAME"],
+            host=self.env["DSS_PG_HOST"],
+            port=int(self.env["DSS_PG_PORT"]),
+            user=self.env["DSS_PG_USER"],
+            password=self.env["DSS_PG_PASSWORD"],
+            dbname=self.env["DSS_PG_DBNAME"],
         )
         try:
             with con.cursor() as cur:
@@ -136,11 +172,19 @@ class DbtProject:
             con.close()
 
     def ledger(self, sync: str) -> dict[str, dict[str, Any]]:
-        cols = ["source_key", "stripe_id", "status", "last_error", "payload_hash", "idempotency_key", "attempts"]
+        cols = [
+            "source_key",
+            "stripe_id",
+            "status",
+            "last_error",
+            "payload_hash",
+            "idempotency_key",
+            "attempts",
+        ]
         rows = self.query(
             f"select {', '.join(cols)} from {self.state_schema}.stripe_sync_ledger where sync_name = '{sync}'"
         )
-        return {r[0]: dict(zip(cols, r)) for r in rows}
+        return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
 
     def drop_schemas(self) -> None:
         if self.target != "postgres":
@@ -149,8 +193,11 @@ class DbtProject:
             import psycopg2
 
             con = psycopg2.connect(
-                host=self.env["DSS_PG_HOST"], port=int(self.env["DSS_PG_PORT"]), user=self.env["DSS_PG_USER"],
-                password=self.env["DSS_PG_PASSWORD"], dbname=self.env["DSS_PG_DBNAME"],
+                host=self.env["DSS_PG_HOST"],
+                port=int(self.env["DSS_PG_PORT"]),
+                user=self.env["DSS_PG_USER"],
+                password=self.env["DSS_PG_PASSWORD"],
+                dbname=self.env["DSS_PG_DBNAME"],
             )
             con.autocommit = True
             with con.cursor() as cur:
