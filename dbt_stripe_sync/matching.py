@@ -29,18 +29,39 @@ def emails_to_look_up(config: SyncConfig, diff: DiffResult) -> set[str]:
     return emails
 
 
+def ids_to_look_up(config: SyncConfig, diff: DiffResult) -> list[str]:
+    """Match IDs of rows not yet tied to a Stripe object (whether each exists decides create vs update)."""
+    if config.match is None or config.match.field != "id" or not config.match.column:
+        return []
+    ids: set[str] = set()
+    for row in diff.rows:
+        unbound = row.ledger is None or not row.ledger.stripe_id or row.ledger.status == L.DELETED
+        if row.change != "deleted" and unbound and row.values.get(config.match.column) is not None:
+            ids.add(str(row.values[config.match.column]))
+    return sorted(ids)
+
+
 def gather(
     config: SyncConfig, diff: DiffResult, gw: StripeGateway | None, store: StateStore | None
 ) -> Lookups:
+    from dbt_stripe_sync.stripe_objects import adapter_for
+
     emails = emails_to_look_up(config, diff)
-    if not emails or gw is None:
+    ids = ids_to_look_up(config, diff)
+    if not (emails or ids) or gw is None:
         return Lookups()
     before = gw.stats.for_scope(config.name).requests
     with gw.scope(config.name):
-        found = find_by_email(gw, emails)
+        found = find_by_email(gw, emails) if emails else {}
+        existing = adapter_for(config.object).existing_ids(gw, ids) if ids else None
     calls = gw.stats.for_scope(config.name).requests - before
     claimed: dict[str, str] = {}
     if store is not None and config.object == "customer" and store.exists():
         ids = {c["id"] for matches in found.values() for c in matches[:1]}
         claimed = store.keys_of_stripe_ids(config.name, ids)
-    return Lookups(by_email=found, claimed=claimed, calls=calls)
+    return Lookups(
+        by_email=found,
+        claimed=claimed,
+        calls=calls,
+        existing_ids=None if existing is None else frozenset(existing),
+    )

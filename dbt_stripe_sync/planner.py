@@ -28,6 +28,8 @@ class Lookups:
     by_email: Mapping[str, list[dict]] = field(default_factory=dict)  # email -> customers, oldest first
     claimed: Mapping[str, str] = field(default_factory=dict)  # stripe id -> key of the row synced to it
     calls: int = 0
+    # match IDs known to exist in Stripe, when the adapter can batch that look-up (else None)
+    existing_ids: frozenset[str] | None = None
 
 
 def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None, attempt: int) -> str:
@@ -151,7 +153,7 @@ def _plan_delete(config: SyncConfig, adapter: StripeObject, row: DiffRow) -> Cha
         action="delete",
         stripe_id=entry.stripe_id,
         ledger=entry,
-        reason=adapter.delete_description,
+        reason=adapter.describe_delete(config),
         idempotency_key=idempotency_key(config.name, row.key, "delete", None, entry.attempts or 0),
     )
 
@@ -179,10 +181,14 @@ def _plan_row(
     # Which Stripe object does this row belong to?
     known_id = entry.stripe_id if entry and entry.status not in (L.DELETED,) else None
     note = None
+    chosen_id = None  # an ID the model picks for the object it creates (products)
     match_value = _match_value(config, row)
     if known_id is None and config.match is not None:
         if config.match.field == "id":
             known_id = match_value
+            if match_value and lookups.existing_ids is not None and match_value not in lookups.existing_ids:
+                known_id = None
+                chosen_id = match_value if adapter.chosen_id else None
         elif config.match.field == "email" and match_value:
             prior = seen_match.get(match_value)
             if prior is not None:
@@ -227,7 +233,7 @@ def _plan_row(
                 ledger=entry,
                 reason=f"already in Stripe as {known_id}; insert mode never updates",
             )
-        return _create(config, adapter, row, flat, attempt, entry, note)
+        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id)
 
     if known_id is None:
         if config.mode == "update":
@@ -235,7 +241,7 @@ def _plan_row(
                 f"{config.match.field} {match_value!r}" if config.match and match_value else "a match value"
             )
             return reject(f"update mode: no Stripe {config.object} found for {what}")
-        return _create(config, adapter, row, flat, attempt, entry, note)
+        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id)
 
     # An update of a known object: send only what changed since Stripe last accepted this row.
     same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
@@ -287,8 +293,11 @@ def _create(
     attempt: int,
     entry: L.LedgerEntry | None,
     note: str | None,
+    chosen_id: str | None = None,
 ) -> Change:
     params = {k: v for k, v in flat.items() if v != CLEAR}
+    if chosen_id:
+        params["id"] = chosen_id
     missing = adapter.required_problems(params, creating=True, config=config)
     if missing:
         return Change(

@@ -28,6 +28,8 @@ class StripeObject:
     create_only: frozenset[str] = frozenset()
     # Shown in `plan` for a row that left the model (delete: delete).
     delete_description: str = "delete"
+    # The model may choose the object's ID at creation (a product's `id`): see existing_ids.
+    chosen_id: bool = False
 
     # ---- checks before sending ------------------------------------------------------------
     def required_problems(self, flat: Mapping[str, Any], *, creating: bool, config: SyncConfig) -> list[str]:
@@ -41,6 +43,15 @@ class StripeObject:
     def plan_immutable_change(self, config: SyncConfig, fields: list[str]) -> tuple[str, str]:
         """("replace", note) when Stripe's way is a new object, else ("reject", reason). Never a no-op."""
         return "reject", f"{', '.join(fields)} cannot be changed on an existing Stripe {self.name}"
+
+    def describe_delete(self, config: SyncConfig) -> str:
+        """What a delete becomes under Stripe's rules and this sync's options (shown in `plan`)."""
+        return self.delete_description
+
+    def existing_ids(self, gw: StripeGateway, ids: list[str]) -> set[str] | None:
+        """Which of these Stripe IDs exist, found with batched reads before planning; None when Stripe
+        has no batched look-up (an unknown ID is then found missing at update time)."""
+        return None
 
     # ---- writes ---------------------------------------------------------------------------
     def create(self, gw: StripeGateway, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
