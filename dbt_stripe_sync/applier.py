@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
 from dbt_stripe_sync.payload import to_json
@@ -160,6 +161,7 @@ class Applier:
                 batch = changes[start : start + size]
                 if checkpoint:
                     self.store.write([self._pending(config, c) for c in batch])
+                    crashpoint("after_checkpoint")
                 futures = [
                     pool.submit(contextvars.copy_context().run, self._send_one, config, adapter, c)
                     for c in batch
@@ -169,7 +171,8 @@ class Applier:
                     outcome, bucket, reason = future.result()
                     outcomes.append(outcome)
                     result.add(bucket, change.key, reason)
-                self.store.write(outcomes)
+                self.store.write(outcomes, crash_inside="mid_record")
+                crashpoint("after_record")
 
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change
@@ -177,6 +180,7 @@ class Applier:
         with self.gw.scope(config.name):
             try:
                 written = adapter.execute(self.gw, change, config)
+                crashpoint("after_send")
             except StripeRequestError as exc:
                 reason = redact_all(str(exc))
                 return self._failed(config, change, reason), REJECTED, reason

@@ -16,6 +16,7 @@ from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, load_all
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
 from dbt_stripe_sync.errors import SyncAborted, UsageError
 from dbt_stripe_sync.gateway import StripeGateway
@@ -52,7 +53,8 @@ class Prepared:
     skipped: list[SyncSummary]
 
 
-def execute(inv: Invocation, out: TextIO = sys.stdout) -> int:
+def execute(inv: Invocation, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     prepared = prepare(inv, out)
     try:
         if inv.command == "validate":
@@ -194,6 +196,7 @@ def _make_plan(
         include_deletes=config.delete == "delete" and config.mode == "upsert",
         retry_rejected=prep.settings.retry_rejected,
     )
+    crashpoint("after_diff")
     lookups = gather(config, diff, gw, store)
     live = store.count_live(config.name) if store is not None else 0
     return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live)
@@ -223,7 +226,9 @@ def _run_one(
     summary = SyncSummary(config.model, config.object, "success")
     try:
         applier.recover(config, adapter, result)
+        crashpoint("after_recover")
         plan = _make_plan(prep, config, gw, store, store.ledger)
+        crashpoint("after_plan")
         summary.unchanged = plan.unchanged
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
@@ -239,6 +244,7 @@ def _run_one(
     if summary.status == "success" and result.counts.get(REJECTED):
         summary.status = "partial"
     summary.duration_s = time.monotonic() - t0
+    crashpoint("before_runs_row")
     try:
         store.record_run(_run_row(run_id, config, summary, started))
     except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on

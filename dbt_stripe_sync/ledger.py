@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.warehouse import Warehouse
 
 LEDGER_TABLE = "stripe_sync_ledger"
@@ -144,7 +145,7 @@ class StateStore:
         return out
 
     # ---- writes -------------------------------------------------------------------------------
-    def write(self, entries: Sequence[LedgerEntry]) -> None:
+    def write(self, entries: Sequence[LedgerEntry], crash_inside: str | None = None) -> None:
         """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together."""
         if not entries:
             return
@@ -173,6 +174,8 @@ class StateStore:
                         f"insert into {self.ledger} ({cols}) values {', '.join([row_marks] * len(chunk))}",
                         binds,
                     )
+                    if crash_inside:
+                        crashpoint(crash_inside)
 
     def record_run(self, row: dict[str, Any]) -> None:
         names = list(row)

@@ -39,15 +39,25 @@ def project_template(tmp_path_factory):
     return DbtProject.template(tmp_path_factory.mktemp("template") / "project")
 
 
+@pytest.fixture(scope="session")
+def prebuilt_duckdb(project_template, tmp_path_factory):
+    return DbtProject.prebuilt_duckdb(project_template, tmp_path_factory.mktemp("prebuilt") / "project")
+
+
 @pytest.fixture
-def dbt_project(tmp_path, warehouse: str, stripe_emulator, project_template) -> DbtProject:
+def dbt_project(request, tmp_path, warehouse: str, stripe_emulator, project_template) -> DbtProject:
     """The integration_tests project copied to tmp_path, deps installed, pointed at a fresh emulator."""
     env = {"STRIPE_API_KEY": "sk_test_dssintegration", "STRIPE_API_BASE": stripe_emulator.url}
+    prebuilt = None
     if warehouse == "duckdb":
-        env.update({"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")})
+        # the DuckDB file lives inside the project copy, under the name the prebuilt manifest expects
+        env.update(
+            {"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(tmp_path / "project" / "warehouse.duckdb")}
+        )
+        prebuilt = request.getfixturevalue("prebuilt_duckdb")
     else:
         env.update(postgres_env(f"t_{uuid.uuid4().hex[:10]}"))
-    project = DbtProject.create(tmp_path / "project", env, project_template)
+    project = DbtProject.create(tmp_path / "project", env, project_template, prebuilt)
     project.emulator = stripe_emulator
     yield project
     project.drop_schemas()

@@ -20,7 +20,7 @@ def test_first_run_creates_then_second_run_sends_nothing(dbt_project):
     rows = dbt_project.read_seed("raw_customers")
     emu = dbt_project.emulator
 
-    first = dbt_project.sync()
+    first = dbt_project.sync("-s", "stripe_customers")
     assert first.returncode == 0, first.stdout + first.stderr
     reqs = emu.requests()
     creates = [r for r in reqs if r["method"] == "POST" and r["path"] == "/v1/customers"]
@@ -50,7 +50,7 @@ def test_first_run_creates_then_second_run_sends_nothing(dbt_project):
     assert {v["status"] for v in ledger.values()} == {"synced"}
 
     emu.clear_requests()
-    second = dbt_project.sync()
+    second = dbt_project.sync("-s", "stripe_customers")
     assert second.returncode == 0, second.stdout + second.stderr
     assert api_writes(emu.requests()) == []
     assert emu.requests() == []  # nothing changed: not even a look-up
@@ -58,7 +58,7 @@ def test_first_run_creates_then_second_run_sends_nothing(dbt_project):
 
 def test_changed_rows_send_only_changed_fields(dbt_project):
     dbt_project.build()
-    assert dbt_project.sync().returncode == 0
+    assert dbt_project.sync("-s", "stripe_customers").returncode == 0
     emu = dbt_project.emulator
     rows = dbt_project.read_seed("raw_customers")
     rows[0]["city"] = "Cambridge"  # part of address: the whole address goes
@@ -68,7 +68,7 @@ def test_changed_rows_send_only_changed_fields(dbt_project):
     dbt_project.build()
     emu.clear_requests()
 
-    result = dbt_project.sync()
+    result = dbt_project.sync("-s", "stripe_customers")
     assert result.returncode == 0, result.stdout + result.stderr
     writes = api_writes(emu.requests())
     assert len(writes) == 3
@@ -96,7 +96,7 @@ def test_upsert_adopts_existing_customer_with_same_email(dbt_project):
     existing = client.v1.customers.create(params={"email": "grace@example.com", "name": "G. Hopper (old)"})
     dbt_project.build()
     emu.clear_requests()
-    result = dbt_project.sync()
+    result = dbt_project.sync("-s", "stripe_customers")
     assert result.returncode == 0, result.stdout + result.stderr
     customers = [c for c in emu.objects("customer") if c["email"] == "grace@example.com"]
     assert len(customers) == 1
@@ -116,7 +116,7 @@ def test_update_mode_rejects_rows_without_match_and_insert_never_updates(dbt_pro
     dbt_project.edit_schema_yml("mode: upsert", "mode: update")
     dbt_project.edit_schema_yml("          delete: delete\n", "")
     dbt_project.build()
-    result = dbt_project.sync()
+    result = dbt_project.sync("-s", "stripe_customers")
     assert result.returncode == 1  # rows were rejected
     assert "no Stripe customer found for email 'grace@example.com'" in result.stdout
     ledger = dbt_project.ledger("stripe_customers")
@@ -135,13 +135,13 @@ def test_insert_mode_never_updates(dbt_project):
     dbt_project.edit_schema_yml("mode: upsert", "mode: insert")
     dbt_project.edit_schema_yml("          delete: delete\n", "")
     dbt_project.build()
-    assert dbt_project.sync().returncode == 0
+    assert dbt_project.sync("-s", "stripe_customers").returncode == 0
     rows = dbt_project.read_seed("raw_customers")
     rows[0]["full_name"] = "Ada, Countess of Lovelace"
     dbt_project.write_seed("raw_customers", rows)
     dbt_project.build()
     emu.clear_requests()
-    result = dbt_project.sync()
+    result = dbt_project.sync("-s", "stripe_customers")
     assert result.returncode == 0, result.stdout + result.stderr
     assert api_writes(emu.requests()) == []
     assert _customers(emu)["ada@example.com"]["name"] == "Ada Lovelace"
@@ -153,13 +153,13 @@ def test_delete_behaviour(dbt_project, delete):
     if delete == "nothing":
         dbt_project.edit_schema_yml("delete: delete", "delete: nothing")
     dbt_project.build()
-    assert dbt_project.sync().returncode == 0
+    assert dbt_project.sync("-s", "stripe_customers").returncode == 0
     rows = dbt_project.read_seed("raw_customers")
     gone = rows.pop(3)
     dbt_project.write_seed("raw_customers", rows)
     dbt_project.build()
     emu.clear_requests()
-    result = dbt_project.sync()
+    result = dbt_project.sync("-s", "stripe_customers")
     assert result.returncode == 0, result.stdout + result.stderr
     remaining = _customers(emu)
     if delete == "delete":

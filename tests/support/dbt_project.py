@@ -32,8 +32,9 @@ def postgres_env(schema: str) -> dict[str, str]:
 
 
 class DbtProject:
-    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, path: Path, env: Mapping[str, str], built: bool = False) -> None:
         self.path = path
+        self.built = built  # the warehouse holds the models as the files describe them
         self.env = {**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
         self.env.pop("DBT_PROFILES_DIR", None)
         self.emulator: Any = None
@@ -47,7 +48,21 @@ class DbtProject:
         return path
 
     @classmethod
-    def create(cls, path: Path, env: Mapping[str, str], template: Path) -> DbtProject:
+    def prebuilt_duckdb(cls, template: Path, path: Path) -> Path:
+        """The template built once on DuckDB (warehouse file and target/ included), for copying."""
+        shutil.copytree(template, path, symlinks=True, ignore=_IGNORE_KEEP_PACKAGES)
+        project = cls(path, {"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(path / "warehouse.duckdb")})
+        project.build()
+        return path
+
+    @classmethod
+    def create(
+        cls, path: Path, env: Mapping[str, str], template: Path, prebuilt: Path | None = None
+    ) -> DbtProject:
+        """A fresh copy; from `prebuilt` (same DuckDB file name, mtimes kept) the models are already built."""
+        if prebuilt is not None:
+            shutil.copytree(prebuilt, path, symlinks=True, ignore=shutil.ignore_patterns("logs"))
+            return cls(path, env, built=True)
         shutil.copytree(template, path, symlinks=True, ignore=_IGNORE_KEEP_PACKAGES)
         return cls(path, env)
 
@@ -74,34 +89,38 @@ class DbtProject:
         return proc
 
     def build(self, select: str | None = None) -> None:
-        """Seed and build models (dbt's data tests are exercised by `dbt build` elsewhere)."""
+        """Seed and build the models with `dbt build`, unless nothing changed since the last build."""
+        if self.built and select is None:
+            return
         args = ["build", "--exclude", "resource_type:test"]
         if select:
             args += ["-s", select]
         self.dbt(*args)
+        self.built = select is None
 
     def sync(
-        self, *args: str, env: Mapping[str, str] | None = None, timeout: float = 300
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 300,
+        subprocess_: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = [
-            str(BIN / "dbt-stripe-sync"),
-            *args,
-            "--project-dir",
-            str(self.path),
-            "--profiles-dir",
-            str(self.path),
-        ]
+        """Run the real CLI entry point; in this process (fast) unless a separate process is asked for
+        or needed (a crash point kills the process it runs in)."""
+        cli_args = [*args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
         if args and args[0] in {"emulator", "demo"}:
             raise ValueError("use sync() for run/plan/validate only")
-        proc = subprocess.run(
-            cmd,
-            env={**self.env, **(env or {})},
-            cwd=self.path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return proc
+        env = {**self.env, **(env or {})}
+        if subprocess_ or "DBT_STRIPE_SYNC_CRASH_AT" in env:
+            return subprocess.run(
+                [str(BIN / "dbt-stripe-sync"), *cli_args],
+                env=env,
+                cwd=self.path,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        return _run_in_process(cli_args, env, self.path)
 
     def popen_sync(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         cmd = [
@@ -138,12 +157,18 @@ class DbtProject:
             writer.writeheader()
             for row in rows:
                 writer.writerow({c: row.get(c, "") for c in columns})
+        self.built = False
+
+    def write_file(self, relative: str, text: str) -> None:
+        (self.path / relative).write_text(text)
+        self.built = False
 
     def edit_schema_yml(self, old: str, new: str, file: str = "models/schema.yml") -> None:
         path = self.path / file
         text = path.read_text()
         assert old in text, f"{old!r} not in {file}"
         path.write_text(text.replace(old, new))
+        self.built = False
 
     # ---- reading the warehouse (for assertions) ---------------------------------------------
     def query(self, sql: str) -> list[tuple]:
@@ -211,3 +236,27 @@ class DbtProject:
 def api_writes(requests: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Requests that change Stripe (POST and DELETE on the API, not the emulator's admin paths)."""
     return [r for r in requests if r["method"] in {"POST", "DELETE"} and r["path"].startswith("/v1/")]
+
+
+def _run_in_process(
+    cli_args: list[str], env: Mapping[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`dbt-stripe-sync ARGS` through its real entry point, with the environment and cwd it would have."""
+    import contextlib
+    import io
+
+    from dbt_stripe_sync.cli import main
+
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(cli_args)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["dbt-stripe-sync", *cli_args], code, out.getvalue(), err.getvalue())
