@@ -1,0 +1,3 @@
+-- Products, created under IDs the model chooses (prod_dss_*).
+select product_key, product_id, name, description, tier
+from {{ ref('raw_products') }}
