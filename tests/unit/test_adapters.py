@@ -359,3 +359,38 @@ def test_invoice_items_on_one_invoice_share_a_lock():
     item = adapter_for("invoice_item")
     assert item.lock_key("ii_1", {"invoice": "in_1", "amount": 5}) == "in_1"
     assert item.lock_key("ii_1", {"amount": 5}) == "ii_1"
+
+
+def test_whole_list_column_and_indexed_paths_give_the_same_items():
+    from dbt_stripe_sync.stripe_objects.common import listed
+
+    whole = {"items": [{"price": "price_1", "quantity": 2}, {"price": "price_2"}]}
+    indexed = {"items[0].price": "price_1", "items[0].quantity": 2, "items[1].price": "price_2"}
+    assert listed(whole, "items") == listed(indexed, "items") == whole["items"]
+    # holes and cleared entries (on_null: clear) are not items
+    assert listed({"items[1].price": "price_2", "items[0].quantity": ""}, "items") == [{"price": "price_2"}]
+
+
+def test_the_example_billing_chain_is_a_valid_config():
+    from pathlib import Path
+
+    import yaml
+
+    from dbt_stripe_sync.config.loader import ModelBlock, load_all
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "integration_tests/models/billing.yml").read_text())
+    blocks = [
+        ModelBlock(m["name"], f"model.p.{m['name']}", m["config"]["meta"]["stripe_sync"])
+        for m in doc["models"]
+    ]
+    configs = {c.model: c for c in load_all(blocks)}
+    assert {c.object for c in configs.values()} == {
+        "product",
+        "price",
+        "subscription",
+        "invoice",
+        "invoice_item",
+        "quote",
+    }
+    assert configs["stripe_invoices"].options["void_finalized"] is True
+    assert configs["stripe_prices"].options["on_price_change"] == "replace"
