@@ -86,13 +86,11 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
         blocks = []
         skipped: list[SyncSummary] = []
         relations: dict[str, str] = {}
+        unbuilt: list[str] = []
         for node in selected:
             columns = wh.columns_of(node.relation)
-            if columns is None and inv.command != "validate":
-                raise UsageError(
-                    f"{node.name}: the model's relation {node.relation} does not exist; "
-                    f"run `dbt run -s {node.name}`"
-                )
+            if columns is None:
+                unbuilt.append(f"{node.name}: the model's relation {node.relation} does not exist")
             relations[node.name] = node.relation
             blocks.append(ModelBlock(node.name, node.unique_id, node.block, columns))
         # Blocks of unselected models are checked too (without columns), so `sync:` targets resolve.
@@ -105,6 +103,9 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
             if relevant:
                 raise ConfigError(relevant) from None
             all_configs = _valid_only(blocks)
+        if unbuilt and inv.command != "validate":  # config problems first: they need no dbt run to fix
+            names = " ".join(u.split(":")[0] for u in unbuilt)
+            raise UsageError("; ".join(unbuilt) + f" — run `dbt run -s {names}` first")
         wanted = {b.model for b in blocks}
         configs = {c.model: c for c in all_configs if c.model in wanted}
         order = P.sync_order(

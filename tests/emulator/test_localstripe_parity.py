@@ -8,11 +8,6 @@ docs/emulator.md (e.g. it answers 404 for a deleted customer, where Stripe retur
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,42 +16,13 @@ import stripe
 
 pytest.importorskip("localstripe")
 
-START_TIMEOUT_S = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.localstripe import localstripe
 
 
 @pytest.fixture(scope="module")
 def localstripe_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("localstripe")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"localstripe exited early with code {proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"localstripe did not listen on port {port} within {START_TIMEOUT_S}s")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with localstripe(tmp_path_factory.mktemp("localstripe")) as url:
+        yield url
 
 
 class Recorder:
