@@ -220,9 +220,10 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> FlatP
 
     Metadata keys are merged by Stripe, so they go one by one. Any other nested object (an
     address, `recurring`) or list is replaced by Stripe as a whole, so a change to one of its
-    sub-fields sends all of its sub-fields.
+    sub-fields sends all of its sub-fields. An indexed entry that is gone (`items[1].price` now
+    null) shrinks its list, which is a change too: the rest of the list is sent.
     """
-    changed_groups: set[str] = set()
+    changed_groups: set[str] = {group_of(p) for p in before if "[" in p and p not in after}
     out: FlatPayload = {}
     for path, value in after.items():
         if before.get(path, _ABSENT) == value:

@@ -402,3 +402,57 @@ def test_product_modes_match_on_the_stripe_id(dbt_project, mode):
         assert _write_counts(emu.requests()) == Counter({("POST", "products"): 3})
         assert products["prod_dss_pro"]["metadata"]["tier"] == "pro"
     assert ledger["basic"]["stripe_id"] == "prod_dss_basic" and ledger["basic"]["status"] == "synced"
+
+
+def test_subscription_items_update_in_place(dbt_project):
+    emu = dbt_project.emulator
+    dbt_project.build()
+    _ok(dbt_project.sync())
+    subs, prices = _ids(dbt_project, "stripe_subscriptions"), _ids(dbt_project, "stripe_prices")
+    before = {k: _live(emu, "subscription")[subs[k]]["items"]["data"] for k in ("s1", "s2")}
+    # s1: more seats on the plan, add-on dropped; s2: an add-on item added
+    _edit_seed(
+        dbt_project,
+        "raw_subscriptions",
+        "subscription_key",
+        "s1",
+        quantity="2",
+        addon_price_key="",
+        addon_quantity="",
+    )
+    _edit_seed(
+        dbt_project,
+        "raw_subscriptions",
+        "subscription_key",
+        "s2",
+        addon_price_key="pro_seat",
+        addon_quantity="1",
+    )
+    dbt_project.build()
+    emu.clear_requests()
+
+    _ok(dbt_project.sync())
+    sent = {r["path"].rsplit("/", 1)[1]: r["params"] for r in api_writes(emu.requests())}
+    assert set(sent) == {subs["s1"], subs["s2"]}
+    assert [r["method"] for r in emu.requests() if r["path"] == f"/v1/subscriptions/{subs['s1']}"] == [
+        "GET",
+        "POST",
+    ]
+    assert sent[subs["s1"]]["items"] == {
+        "0": {"id": before["s1"][0]["id"], "quantity": "2"},
+        "1": {"id": before["s1"][1]["id"], "deleted": "true"},
+    }
+    assert sent[subs["s2"]]["items"] == {"0": {"price": prices["pro_seat"], "quantity": "1"}}
+    now = _live(emu, "subscription")
+    assert [(i["id"], i["price"]["id"], i["quantity"]) for i in now[subs["s1"]]["items"]["data"]] == [
+        (before["s1"][0]["id"], prices["pro_monthly"], 2)
+    ]
+    assert [(i["price"]["id"], i["quantity"]) for i in now[subs["s2"]]["items"]["data"]] == [
+        (prices["basic_monthly"], 2),
+        (prices["pro_seat"], 1),
+    ]
+    assert now[subs["s2"]]["items"]["data"][0]["id"] == before["s2"][0]["id"]
+
+    emu.clear_requests()
+    _ok(dbt_project.sync())
+    assert emu.requests() == []

@@ -394,3 +394,12 @@ def test_the_example_billing_chain_is_a_valid_config():
     }
     assert configs["stripe_invoices"].options["void_finalized"] is True
     assert configs["stripe_prices"].options["on_price_change"] == "replace"
+
+
+def test_a_list_entry_that_left_the_row_is_a_change_of_the_list():
+    from dbt_stripe_sync.payload import changed_fields
+
+    before = {"items[0].price": "p1", "items[1].price": "p2", "items[1].quantity": 4, "name": "x"}
+    assert changed_fields(before, {"items[0].price": "p1", "name": "x"}) == {"items[0].price": "p1"}
+    # outside lists a null still never overwrites Stripe (on_null: skip)
+    assert changed_fields({"address.line2": "a", "name": "x"}, {"name": "x"}) == {}
