@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lock-timeout-rate", type=_rate, default=0.0, help="share of writes answered 429 lock_timeout"
     )
     parser.add_argument(
+        "--rate-limited-rate",
+        type=_rate,
+        default=0.0,
+        help="share of API requests answered 429 rate_limit (not applied), whatever the request rate",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="seed for ids and fault draws (deterministic runs)"
     )
     parser.add_argument(
@@ -59,6 +65,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             "error_rate",
             "drop_rate",
             "lock_timeout_rate",
+            "rate_limited_rate",
             "seed",
             "search_delay_s",
             "idempotency_ttl_s",

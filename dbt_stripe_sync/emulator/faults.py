@@ -22,9 +22,10 @@ class FaultConfig:
     drop_rate: float = 0.0  # share of writes applied but whose connection is dropped before the response
     lock_timeout_rate: float = 0.0  # share of writes answered 429 lock_timeout (without being applied)
     seed: int = 0
+    rate_limited_rate: float = 0.0  # share of API requests answered 429 rate_limit (without being applied)
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "lock_timeout_rate"):
+        for name in ("error_rate", "drop_rate", "lock_timeout_rate", "rate_limited_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
@@ -47,6 +48,7 @@ class Draw:
     should_retry: bool
     lock_timeout: bool
     drop: bool
+    rate_limited: bool = False
 
 
 class SlidingWindow:
@@ -75,6 +77,8 @@ class Faults:
         with self._lock:
             self.config = config
             self._rng = random.Random(f"faults-{config.seed}")
+            # A stream of its own, so adding this fault left the other faults' draws under a seed unchanged.
+            self._rate_limited_rng = random.Random(f"faults-rate-limited-{config.seed}")
             self._api_window = SlidingWindow()
             self._search_window = SlidingWindow()
 
@@ -94,26 +98,32 @@ class Faults:
             else:
                 ok = self._api_window.admit(self.config.rate_limit, time.monotonic())
         if not ok:
-            raise StripeError(
-                429,
-                "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
-                code="rate_limit",
-            )
+            raise rate_limited()
 
     def draw(self, *, write: bool) -> Draw:
         with self._lock:
             r = [self._rng.random() for _ in range(4)]
+            limited = self._rate_limited_rng.random()
             cfg = self.config
         return Draw(
             error=r[0] < cfg.error_rate,
             should_retry=r[1] < 0.5,
             lock_timeout=write and r[2] < cfg.lock_timeout_rate,
             drop=write and r[3] < cfg.drop_rate,
+            rate_limited=limited < cfg.rate_limited_rate,
         )
 
     def sleep_latency(self) -> None:
         if self.config.latency_ms > 0:
             time.sleep(self.config.latency_ms / 1000.0)
+
+
+def rate_limited() -> StripeError:
+    return StripeError(
+        429,
+        "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+        code="rate_limit",
+    )
 
 
 def injected_server_error(should_retry: bool) -> StripeError:

@@ -28,6 +28,7 @@ from dbt_stripe_sync.emulator.faults import (
     Faults,
     injected_server_error,
     lock_timeout,
+    rate_limited,
 )
 from dbt_stripe_sync.emulator.formdata import decode
 from dbt_stripe_sync.emulator.idempotency import IdempotencyCache
@@ -69,6 +70,7 @@ class Emulator:
         error_rate: float = 0.0,
         drop_rate: float = 0.0,
         lock_timeout_rate: float = 0.0,
+        rate_limited_rate: float = 0.0,
         seed: int = 0,
         search_delay_s: float = 0.0,
         idempotency_ttl_s: float = 86400,
@@ -82,6 +84,7 @@ class Emulator:
                 error_rate=error_rate,
                 drop_rate=drop_rate,
                 lock_timeout_rate=lock_timeout_rate,
+                rate_limited_rate=rate_limited_rate,
                 seed=seed,
             )
         )
@@ -249,6 +252,9 @@ class Emulator:
                 raise
             try:
                 draw = self.faults.draw(write=route.write)
+                if draw.rate_limited:
+                    entry["fault"] = "rate_limit"
+                    raise rate_limited()
                 if draw.error or draw.lock_timeout:
                     self.faults.sleep_latency()
                     entry["fault"] = "error" if draw.error else "lock_timeout"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.request
@@ -195,3 +196,45 @@ def test_set_faults_validates_names_and_values(emu: Emulator) -> None:
     with pytest.raises(ValueError):
         emu.set_faults(error_rate=1.5)
     assert emu.set_faults(latency_ms=1)["latency_ms"] == 1
+
+
+def test_rate_limited_rate_answers_429_rate_limit_without_applying(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(rate_limited_rate=0.5, seed=3)
+    client = client_factory(emu.url)
+    outcomes = []
+    for i in range(40):
+        try:
+            client.v1.customers.create(params={"name": f"c{i}"})
+            outcomes.append("ok")
+        except stripe.RateLimitError as exc:
+            assert (exc.http_status, _code(exc)) == (429, "rate_limit")
+            outcomes.append("429")
+    assert 5 <= outcomes.count("429") <= 35
+    assert len(emu.objects("customer")) == outcomes.count("ok")  # a 429 applied nothing
+    limited = [r for r in emu.requests() if r["status"] == 429]
+    assert len(limited) == outcomes.count("429") and all(r["fault"] == "rate_limit" for r in limited)
+    # reads are limited too, and the setting can be turned off at run time
+    emu.set_faults(rate_limited_rate=1.0)
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.customers.list()
+    emu.set_faults(rate_limited_rate=0.0)
+    client.v1.customers.list()
+
+
+def test_rate_limited_rate_leaves_other_fault_draws_unchanged(emulator_factory, client_factory) -> None:
+    """Adding the fault must not reshuffle what a seed means for the other faults: request n draws the
+    same 500 as without it, unless it is rate limited."""
+
+    def statuses(rate_limited_rate: float) -> list[int]:
+        emu = emulator_factory(error_rate=0.3, seed=5, rate_limited_rate=rate_limited_rate)
+        client = client_factory(emu.url)
+        for i in range(25):
+            with contextlib.suppress(stripe.APIError, stripe.RateLimitError):
+                client.v1.customers.create(params={"name": f"c{i}"})
+        return [r["status"] for r in emu.requests()]
+
+    plain, limited = statuses(0.0), statuses(0.2)
+    assert 429 in limited and 500 in plain
+    assert [b for a, b in zip(plain, limited, strict=True) if b != 429] == [
+        a for a, b in zip(plain, limited, strict=True) if b != 429
+    ]
