@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_stripe_sync.config.loader import META_KEY, block_of
 from dbt_stripe_sync.errors import UsageError
 
 # Objects others point at go first, so IDs created earlier in a run can be referenced later.
@@ -67,9 +68,9 @@ def load_project(target_path: str) -> Project:
     models = {uid: n for uid, n in manifest.get("nodes", {}).items() if n.get("resource_type") == "model"}
     nodes: dict[str, ModelNode] = {}
     for uid, n in models.items():
-        block = _stripe_sync_block(n)
-        if block is _MISSING:
+        if not has_stripe_sync(n):
             continue
+        block = block_of(n)
         nodes[uid] = ModelNode(
             unique_id=uid,
             name=n["name"],
@@ -90,14 +91,8 @@ def load_project(target_path: str) -> Project:
     )
 
 
-_MISSING = object()
-
-
-def _stripe_sync_block(node: Mapping[str, Any]) -> Any:
-    for meta in ((node.get("config") or {}).get("meta") or {}, node.get("meta") or {}):
-        if "stripe_sync" in meta:
-            return meta["stripe_sync"]
-    return _MISSING
+def has_stripe_sync(node: Mapping[str, Any]) -> bool:
+    return any(META_KEY in (m or {}) for m in ((node.get("config") or {}).get("meta"), node.get("meta")))
 
 
 def _relation_from_parts(node: Mapping[str, Any]) -> str:
