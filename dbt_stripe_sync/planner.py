@@ -16,6 +16,7 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
 from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, coerce, field_spec, from_json
 from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.row_checks import row_problems
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.tagging import TAG_KEY, object_tag
@@ -169,6 +170,10 @@ def _plan_row(
     entry = row.ledger
     attempt = (entry.attempts or 0) if entry else 0
     flat, problems = map_row(config, row, lookups.by_email)
+    by_email = config.match is not None and config.match.field == "email"
+    sent = {"email": _match_value(config, row), **flat} if by_email else flat  # the match email is sent too
+    bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED
+    problems += row_problems(config.object, sent, creating=not bound)
 
     def reject(reason: str) -> Change:
         return Change(

@@ -1,0 +1,265 @@
+"""Pre-send checks of a mapped row: what Stripe would refuse, found before any API call.
+
+`payload.coerce` already fits each value to its parameter's type (integers, booleans, enums, lists);
+these checks cover the rules a type cannot express: email shape, metadata limits, currency codes,
+non-negative amounts, string lengths and characters. A row with a problem is rejected by the planner
+with every problem named, so it makes no API call and is retried once its data changes.
+
+Limits are only the ones with a source: the SDK's own parameter docstrings (`stripe.params`), Stripe's
+metadata rules, Stripe's changelog, and Stripe's generic 5,000-character limit on string parameters.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dbt_stripe_sync.payload import CLEAR, field_spec
+from dbt_stripe_sync.tagging import TAG_KEY
+
+__all__ = ["ISO_4217", "row_problems"]
+
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 500
+STRING_MAX = 5000  # Stripe's default maximum length of a string parameter
+EMAIL_MAX = 512  # SDK docstring: "This may be up to *512 characters*"
+
+# Shorter (or longer) limits, by object ("*" = any) and path with list indexes as `[]`, matched on the
+# path's end. Sources: the SDK's parameter docstrings unless noted.
+_LENGTH_LIMITS: tuple[tuple[str, str, int], ...] = (
+    ("*", "statement_descriptor", 22),
+    ("*", "custom_fields[].name", 40),
+    ("*", "custom_fields[].value", 140),
+    ("*", "marketing_features[].name", 80),
+    ("*", "lookup_key", 200),
+    ("customer", "business_name", 150),
+    ("customer", "individual_name", 150),
+    ("customer", "description", 350),  # Stripe changelog 2018-10-31: customer descriptions <= 350
+    ("product", "description", 40000),  # Stripe's API spec: a product description may be long
+)
+# Characters Stripe refuses in a statement descriptor (SDK docstring).
+_DESCRIPTOR_FORBIDDEN = frozenset("<>\\\"'")
+
+# Amount-like fields that may be negative (a credit), per the SDK docstrings; every other amount or
+# quantity must be >= 0.
+_SIGNED_AMOUNTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("invoice_item", "amount"),
+        ("invoice_item", "unit_amount_decimal"),
+        ("subscription", "add_invoice_items[].price_data.unit_amount"),
+        ("subscription", "add_invoice_items[].price_data.unit_amount_decimal"),
+    }
+)
+_AMOUNT_NAME = re.compile(r"^(?:\w+_)?amount(?:_\w+)?$|^quantity(?:_decimal)?$")
+_CURRENCY_NAMES = frozenset({"currency", "default_currency"})
+_CURRENCY_OPTION = re.compile(r"(?:^|\.)currency_options\.([^.\[\]]+)")
+
+# ISO 4217 alphabetic codes (list one, current), plus recently withdrawn codes that Stripe still
+# knows; Stripe takes them in lower case.
+_ISO_4217_TEXT = """
+    aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob bov brl bsd btn bwp
+    byn bzd cad cdf che chf chw clf clp cny cop cou crc cuc cup cve czk djf dkk dop dzd egp ern etb
+    eur fjd fkp gbp gel ghs gip gmd gnf gtq gyd hkd hnl htg huf idr ils inr iqd irr isk jmd jod jpy
+    kes kgs khr kmf kpw krw kwd kyd kzt lak lbp lkr lrd lsl lyd mad mdl mga mkd mmk mnt mop mru mur
+    mvr mwk mxn mxv myr mzn nad ngn nio nok npr nzd omr pab pen pgk php pkr pln pyg qar ron rsd rub
+    rwf sar sbd scr sdg sek sgd shp sle sll sos srd ssp stn svc syp szl thb tjs tmt tnd top try ttd
+    twd tzs uah ugx usd usn uyi uyu uyw uzs ved ves vnd vuv wst xaf xag xau xba xbb xbc xbd xcd xcg
+    xdr xof xpd xpf xpt xsu xts xua xxx yer zar zmw zwg zwl
+    hrk mro std vef byr ltl lvl eek
+"""
+ISO_4217: frozenset[str] = frozenset(_ISO_4217_TEXT.split())
+
+_INDEX = re.compile(r"\[\d+\]")
+_METADATA = re.compile(r"(?:^|\.)metadata\.")
+# name@domain.tld: no spaces, one @, dotted domain labels, a top-level domain of 2+ letters.
+_EMAIL = re.compile(
+    r"^(?!\.)(?!.*\.\.)[^\s@\"(),:;<>\[\]\\]+(?<!\.)"
+    r"@(?:(?!-)[^\s@.\"(),:;<>\[\]\\_]+(?<!-)\.)+[^\W\d_]{2,}$"
+)
+
+
+def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -> list[str]:
+    """What Stripe would refuse in this flat payload, one line per problem naming the field and the fix.
+
+    `creating`: the tool adds its own metadata tag (`dbt_stripe_sync`) to an object it creates, so the
+    tag counts towards the 50-key limit there; on an update Stripe judges the merged metadata.
+    """
+    problems: list[str] = []
+    metadata: dict[str, list[str]] = {}  # metadata map path -> keys set by this row
+    for path, value in _leaves(flat):
+        if value is None or value == CLEAR:
+            continue
+        meta = _split_metadata(path)
+        if meta is not None:
+            metadata.setdefault(meta[0], []).append(meta[1])
+            problems += _metadata_entry_problems(path, meta[1], value)
+            continue
+        problems += _value_problems(object_name, path, value)
+    for prefix, keys in metadata.items():
+        problems += _metadata_count_problems(prefix, keys, tagged=prefix == "metadata", creating=creating)
+    return list(dict.fromkeys(problems))  # one line per problem, even when several leaves share it
+
+
+# ---- walking the payload -------------------------------------------------------------------------
+def _leaves(flat: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """(path, scalar) pairs: whole objects and lists from JSON columns are opened up, so that
+    `custom_fields: [{"name": ...}]` is checked as `custom_fields[0].name`."""
+    for path, value in flat.items():
+        yield from _walk(path, value)
+
+
+def _walk(path: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            yield from _walk(f"{path}.{key}", sub)
+    elif isinstance(value, (list, tuple)):
+        for i, sub in enumerate(value):
+            yield from _walk(f"{path}[{i}]", sub)
+    else:
+        yield path, value
+
+
+def _split_metadata(path: str) -> tuple[str, str] | None:
+    """`metadata.plan` -> ("metadata", "plan"); `items[0].metadata.a.b` -> ("items[0].metadata", "a.b")."""
+    m = _METADATA.search(path)
+    return (path[: m.end() - 1], path[m.end() :]) if m else None
+
+
+def _generic(path: str) -> str:
+    return _INDEX.sub("[]", path)
+
+
+def _leaf_name(path: str) -> str:
+    return _generic(path).rsplit(".", 1)[-1].replace("[]", "")
+
+
+# ---- metadata ---------------------------------------------------------------------------------------
+def _metadata_entry_problems(path: str, key: str, value: Any) -> list[str]:
+    out: list[str] = []
+    if len(key) > METADATA_KEY_MAX:
+        out.append(
+            f"{path}: metadata key is {len(key)} characters; Stripe allows {METADATA_KEY_MAX}, "
+            "use a shorter key"
+        )
+    if "[" in key or "]" in key:
+        out.append(f"{path}: metadata keys cannot contain '[' or ']'; rename the key")
+    if "\x00" in key:
+        out.append(f"{path}: metadata key contains a NUL character; remove it")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > METADATA_VALUE_MAX:
+        out.append(
+            f"{path}: value is {len(text)} characters; Stripe allows {METADATA_VALUE_MAX} in a metadata "
+            "value — shorten it in the model or split it over several keys"
+        )
+    if "\x00" in text:
+        out.append(f"{path}: value contains a NUL character (\\x00), which cannot be stored; remove it")
+    return out
+
+
+def _metadata_count_problems(prefix: str, keys: list[str], *, tagged: bool, creating: bool) -> list[str]:
+    """`tagged`: the object's own metadata, where the tool keeps its tag (written when creating)."""
+    out: list[str] = []
+    if tagged and TAG_KEY in keys:
+        out.append(
+            f"{prefix}.{TAG_KEY}: this metadata key is reserved for the tool's own tag; map the column "
+            "to another key"
+        )
+    with_tag = tagged and creating
+    count = len(set(keys) | ({TAG_KEY} if with_tag else set()))
+    if count > METADATA_MAX_KEYS:
+        mine = f" (including the tool's own '{TAG_KEY}' tag)" if with_tag else ""
+        out.append(
+            f"{prefix}: {count} metadata keys{mine}; Stripe allows {METADATA_MAX_KEYS} — drop keys or "
+            "pack several values into one"
+        )
+    return out
+
+
+# ---- other fields -----------------------------------------------------------------------------------
+def _value_problems(object_name: str, path: str, value: Any) -> list[str]:
+    name = _leaf_name(path)
+    out: list[str] = []
+    if isinstance(value, str):
+        out += _string_problems(object_name, path, name, value)
+    if name in _CURRENCY_NAMES:
+        out += _currency_problems(path, value)
+    option = _CURRENCY_OPTION.search(path)  # currency_options.<currency>...: the key is a currency
+    if option:
+        out += _currency_problems(path[: option.end()], option.group(1))
+    if _is_non_negative_amount(object_name, path, name):
+        out += _amount_problems(path, value)
+    return out
+
+
+def _string_problems(object_name: str, path: str, name: str, value: str) -> list[str]:
+    out: list[str] = []
+    limit = _length_limit(object_name, path)
+    if len(value) > limit:
+        out.append(f"{path}: {len(value)} characters; Stripe allows {limit} — shorten it in the model")
+    if "\x00" in value:
+        out.append(f"{path}: contains a NUL character (\\x00), which cannot be stored or sent; remove it")
+    is_email = name == "email" or name.endswith("_email")
+    if is_email and len(value) <= EMAIL_MAX and not _EMAIL.match(value):
+        out.append(f"{path}: {_show(value)} is not a valid email address; expected name@domain.tld")
+    if name == "statement_descriptor":
+        bad = sorted(set(value) & _DESCRIPTOR_FORBIDDEN)
+        if bad:
+            shown = " ".join(bad)
+            out.append(
+                f"{path}: Stripe refuses the characters {shown} in a statement descriptor; remove them"
+            )
+    return out
+
+
+def _length_limit(object_name: str, path: str) -> int:
+    generic = _generic(path)
+    if _leaf_name(path) == "email" or generic.endswith("_email"):
+        return EMAIL_MAX
+    for obj, suffix, limit in _LENGTH_LIMITS:
+        if obj in ("*", object_name) and (generic == suffix or generic.endswith("." + suffix)):
+            return limit
+    return STRING_MAX
+
+
+def _currency_problems(path: str, value: Any) -> list[str]:
+    text = str(value)
+    if text.lower() in ISO_4217:
+        return []
+    close = difflib.get_close_matches(text.lower(), sorted(ISO_4217), n=1, cutoff=0.6)
+    hint = f" — did you mean '{close[0]}'?" if close else ""
+    return [
+        f"{path}: {_show(text)} is not an ISO 4217 currency code; use a 3-letter code such as 'usd'{hint}"
+    ]
+
+
+def _is_non_negative_amount(object_name: str, path: str, name: str) -> bool:
+    generic = _generic(path)
+    if (object_name, generic) in _SIGNED_AMOUNTS:
+        return False
+    if not (_AMOUNT_NAME.match(name) or ".custom_unit_amount." in f".{generic}"):
+        return False
+    spec = field_spec(object_name, path)
+    return spec is not None and spec.kind in ("integer", "number")
+
+
+def _amount_problems(path: str, value: Any) -> list[str]:
+    if isinstance(value, bool):
+        return []
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return []  # not a number at all: payload.coerce reports that
+    if number < 0:
+        return [
+            f"{path}: {value} is negative; Stripe takes an amount or quantity >= 0 (in the currency's "
+            "smallest unit, e.g. cents)"
+        ]
+    return []
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:57] + "...")
