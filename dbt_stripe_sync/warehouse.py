@@ -126,9 +126,9 @@ class Warehouse:
             reset_adapters()
 
     # ---- SQL ------------------------------------------------------------------------------
-    def macro(self, name: str, **kwargs: Any) -> Any:
+    def macro(self, macro_name: str, /, **kwargs: Any) -> Any:
         """Render one of this package's macros (dispatched for the adapter) and return its value."""
-        return self._adapter.execute_macro(name, project=PACKAGE_NAME, kwargs=kwargs)
+        return self._adapter.execute_macro(macro_name, project=PACKAGE_NAME, kwargs=kwargs)
 
     def relation(self, schema: str, identifier: str) -> str:
         rel = self._adapter.Relation.create(

@@ -1,0 +1,71 @@
+"""The ledger and runs tables: created on the first run, migrated when a newer version adds columns."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _execute(project, sql: str) -> None:
+    if project.target == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(project.env["DSS_DUCKDB_PATH"])
+        try:
+            con.execute(sql)
+        finally:
+            con.close()
+    else:
+        import psycopg2
+
+        env = project.env
+        con = psycopg2.connect(
+            host=env["DSS_PG_HOST"],
+            port=int(env["DSS_PG_PORT"]),
+            user=env["DSS_PG_USER"],
+            password=env["DSS_PG_PASSWORD"],
+            dbname=env["DSS_PG_DBNAME"],
+        )
+        con.autocommit = True
+        with con.cursor() as cur:
+            cur.execute(sql)
+        con.close()
+
+
+def test_an_older_ledger_is_migrated_in_place(dbt_project):
+    dbt_project.build()
+    s = dbt_project.state_schema
+    # the ledger and runs tables as an earlier version created them: fewer columns, one old row
+    _execute(dbt_project, f"create schema {s}")
+    _execute(
+        dbt_project,
+        f"create table {s}.stripe_sync_ledger (sync_name varchar, source_key varchar, object_type varchar, "
+        "stripe_id varchar, payload_hash varchar, payload_json varchar, status varchar, last_error varchar, "
+        "attempts integer, updated_at timestamp, primary key (sync_name, source_key))",
+    )
+    _execute(
+        dbt_project, f"create table {s}.stripe_sync_runs (run_id varchar, sync_name varchar, status varchar)"
+    )
+    _execute(
+        dbt_project,
+        f"insert into {s}.stripe_sync_ledger values ('other_sync', '1', 'customer', "
+        "'cus_kept', 'h', '{}', 'synced', null, 0, null)",
+    )
+
+    result = dbt_project.sync("-s", "stripe_customers")
+    assert result.returncode == 0, result.stdout + result.stderr
+    columns = {
+        r[0]
+        for r in dbt_project.query(
+            f"select column_name from information_schema.columns where table_schema = '{s}' "
+            "and table_name = 'stripe_sync_ledger'"
+        )
+    }
+    assert {"pending_json", "idempotency_key", "attempt_hash", "first_synced_at", "run_id"} <= columns
+    assert dbt_project.query(
+        f"select stripe_id, status from {s}.stripe_sync_ledger where sync_name = 'other_sync'"
+    ) == [("cus_kept", "synced")]
+    assert len(dbt_project.ledger("stripe_customers")) == 5
+    runs = dbt_project.query(f"select created, api_calls, status from {s}.stripe_sync_runs")
+    assert runs == [(5, 6, "success")]
