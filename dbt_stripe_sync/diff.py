@@ -33,6 +33,7 @@ def fingerprint(config: SyncConfig) -> str:
     """Hash of everything in the config that shapes a payload: changing the mapping re-sends rows."""
     shape = {
         "object": config.object,
+        "mode": config.mode,  # a new mode re-plans every row (unchanged payloads cost no API call)
         "fields": [(f.path, f.column) for f in config.fields],
         "references": [(r.target, r.column, r.by, r.sync) for r in config.references],
         "match": [config.match.field, config.match.column] if config.match else None,

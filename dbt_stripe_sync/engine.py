@@ -235,6 +235,14 @@ def _run_one(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
             applier.apply(plan, adapter, result)
+            waiting = store.count_still_rejected(config.name, run_id)
+            if waiting:
+                summary.status = "partial"
+                summary.message = (
+                    f"{waiting} row(s) rejected by earlier runs are still not in Stripe; they are "
+                    "retried when their data changes (or every run with retry_rejected: true) — "
+                    "see last_error in the ledger"
+                )
     except (SyncAborted, ConfigError) as exc:
         summary.status, summary.message = "blocked", str(exc)
     except Exception as exc:  # one sync's failure must not stop the others

@@ -144,6 +144,16 @@ class StateStore:
             out.update({r[0]: r[1] for r in rows})
         return out
 
+    def count_still_rejected(self, sync_name: str, run_id: str) -> int:
+        """Rows rejected by an earlier run and not retried by this one (their data did not change)."""
+        p = self.wh.placeholder
+        _, rows = self.wh.query(
+            f"select count(*) from {self.ledger} where sync_name = {p} and status = {p} "
+            f"and (run_id is null or run_id <> {p})",
+            [sync_name, REJECTED, run_id],
+        )
+        return int(rows[0][0])
+
     # ---- writes -------------------------------------------------------------------------------
     def write(self, entries: Sequence[LedgerEntry], crash_inside: str | None = None) -> None:
         """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together."""

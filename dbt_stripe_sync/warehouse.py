@@ -48,8 +48,8 @@ class Warehouse:
         self.project_name: str = config.project_name
         self.target_path: str = os.path.join(config.project_root, config.target_path)
         self.project_root: str = config.project_root
-        self.vars: dict[str, Any] = dict(config.vars.vars.get(config.project_name, {}) or {})
-        self._global_vars = config.cli_vars
+        # `vars: {dbt_stripe_sync: {...}}` in dbt_project.yml: dbt keys package-scoped vars by package name
+        self.vars: dict[str, Any] = dict(config.vars.vars.get(PACKAGE_NAME) or {})
 
     # ---- boot -----------------------------------------------------------------------------
     @classmethod

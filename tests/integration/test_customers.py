@@ -128,6 +128,9 @@ def test_update_mode_rejects_rows_without_match_and_insert_never_updates(dbt_pro
         f"select rejected, updated, created from {dbt_project.state_schema}.stripe_sync_runs"
     )
     assert runs == [(4, 1, 0)]
+    again = dbt_project.sync("-s", "stripe_customers")  # nothing changed: nothing is re-sent ...
+    assert again.returncode == 1  # ... but the rows still missing from Stripe are not forgotten
+    assert "4 row(s) rejected by earlier runs are still not in Stripe" in again.stdout
 
 
 def test_insert_mode_never_updates(dbt_project):

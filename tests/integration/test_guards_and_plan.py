@@ -93,3 +93,20 @@ def test_model_whose_dbt_run_failed_is_skipped_with_a_warning(dbt_project):
     result = dbt_project.sync(*SEL)  # the relation from the last good run still exists
     assert "last dbt run failed" in result.stdout
     assert dbt_project.emulator.requests() == []
+
+
+def test_settings_in_dbt_project_vars_take_effect(dbt_project):
+    emu = dbt_project.emulator
+    assert dbt_project.sync(*SEL).returncode == 0
+    dbt_project.edit_schema_yml(
+        "    api_key_env: STRIPE_API_KEY",
+        "    api_key_env: STRIPE_API_KEY\n    max_delete_fraction: 0.2",
+        "dbt_project.yml",
+    )
+    rows = dbt_project.read_seed("raw_customers")
+    dbt_project.write_seed("raw_customers", rows[:3])  # 2 of 5 would go: 40% > 20%
+    dbt_project.build()
+    emu.clear_requests()
+    blocked = dbt_project.sync(*SEL)
+    assert blocked.returncode == 1 and "max_delete_fraction 20%" in blocked.stdout
+    assert api_writes(emu.requests()) == []
