@@ -75,10 +75,10 @@ ISO_4217: frozenset[str] = frozenset(_ISO_4217_TEXT.split())
 
 _INDEX = re.compile(r"\[\d+\]")
 _METADATA = re.compile(r"(?:^|\.)metadata\.")
-# name@domain.tld: no spaces, one @, dotted domain labels, a top-level domain of 2+ letters.
+# name@domain.tld: no spaces, one @, dotted domain labels, a top-level domain of 2+ letters (or punycode).
 _EMAIL = re.compile(
     r"^(?!\.)(?!.*\.\.)[^\s@\"(),:;<>\[\]\\]+(?<!\.)"
-    r"@(?:(?!-)[^\s@.\"(),:;<>\[\]\\_]+(?<!-)\.)+[^\W\d_]{2,}$"
+    r"@(?:(?!-)[^\s@.\"(),:;<>\[\]\\_]+(?<!-)\.)+(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)$"
 )
 
 
