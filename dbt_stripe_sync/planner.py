@@ -175,10 +175,20 @@ def _plan_row(
     bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED
     problems += row_problems(config.object, sent, creating=not bound)
 
-    def reject(reason: str) -> Change:
+    def settle(action: str, reason: str, stripe_id: str | None = None) -> Change:
+        """A change that only touches the ledger: reject, skip or noop."""
         return Change(
-            key=row.key, action="reject", full=flat, row_hash=row.row_hash, reason=reason, ledger=entry
+            key=row.key,
+            action=action,
+            stripe_id=stripe_id,
+            full=flat,
+            row_hash=row.row_hash,
+            reason=reason,
+            ledger=entry,
         )
+
+    def reject(reason: str) -> Change:
+        return settle("reject", reason)
 
     if problems:
         return reject("; ".join(problems))
@@ -219,25 +229,9 @@ def _plan_row(
 
     if config.mode == "insert":
         if entry and entry.stripe_id and entry.status not in (L.DELETED,):
-            return Change(
-                key=row.key,
-                action="skip",
-                stripe_id=entry.stripe_id,
-                full=flat,
-                row_hash=row.row_hash,
-                ledger=entry,
-                reason="insert mode never updates",
-            )
+            return settle("skip", "insert mode never updates", entry.stripe_id)
         if known_id:
-            return Change(
-                key=row.key,
-                action="skip",
-                stripe_id=known_id,
-                full=flat,
-                row_hash=row.row_hash,
-                ledger=entry,
-                reason=f"already in Stripe as {known_id}; insert mode never updates",
-            )
+            return settle("skip", f"already in Stripe as {known_id}; insert mode never updates", known_id)
         return _create(config, adapter, row, flat, attempt, entry, note, chosen_id)
 
     if known_id is None:
@@ -257,15 +251,7 @@ def _plan_row(
         action = "restore"
         params = {**params, **adapter.restore_params()}
     if not params:
-        return Change(
-            key=row.key,
-            action="noop",
-            stripe_id=known_id,
-            full=flat,
-            row_hash=row.row_hash,
-            ledger=entry,
-            reason="no Stripe field changed",
-        )
+        return settle("noop", "no Stripe field changed", known_id)
     if same_object:
         immutable = adapter.immutable_fields(params)
         if immutable:
