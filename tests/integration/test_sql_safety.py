@@ -25,7 +25,8 @@ VALUES: dict[str, str] = {
     "k%s6": "%s %(name)s ? $1 :name %% {0}",
     "k{{7}}": "{{ 7 * 7 }} {% if true %}x{% endif %} {# c #}",
     "k😀8": "👩\u200d💻🚀 李小龍 東京 مرحبا بالعالم שלום Ünïcödé",
-    "k 9": "tab\there | newline\nthere | crlf\r\nend | bell\x07 | unit\x1f | esc\x1b",
+    # (no \r: dbt-postgres's seed loader turns \r\n into \n before our code sees it)
+    "k 9": "tab\there | newline\nthere | bell\x07 | unit\x1f | esc\x1b",
     "K10": "Upper-case key, trailing spaces  ",
 }
 LONG_KEY = "k long"
