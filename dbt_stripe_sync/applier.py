@@ -183,6 +183,12 @@ class Applier:
                 crashpoint("after_send")
             except StripeRequestError as exc:
                 reason = redact_all(str(exc))
+                if exc.retryable or exc.status is None:
+                    # Retries ran out on a transient error: Stripe may or may not have applied the
+                    # write, so it stays pending and the next run re-sends it with the same key. A
+                    # fresh key here could create a second object.
+                    reason += " (left pending: re-sent with the same idempotency key on the next run)"
+                    return self._pending(config, change).evolve(last_error=reason[:2000]), REJECTED, reason
                 return self._failed(config, change, reason), REJECTED, reason
             except Exception as exc:  # a bug or an unexpected answer must not lose the other rows
                 log.exception("unexpected error syncing %s row %s", config.name, change.key)

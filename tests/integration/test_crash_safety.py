@@ -131,3 +131,19 @@ def test_sigkill_mid_way_by_the_clock(dbt_project):
     rerun = dbt_project.sync("-s", "stripe_customers")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     _assert_exactly_once(dbt_project)
+
+
+def test_writes_whose_outcome_stayed_unknown_are_resent_with_the_same_key(dbt_project):
+    """Every response lost after Stripe applied the write, and retries exhausted: the rows stay
+    pending (not failed), so the next run's re-send replays instead of creating a second customer."""
+    emu = dbt_project.emulator
+    emu.set_faults(drop_rate=1.0)
+    first = dbt_project.sync("-s", "stripe_customers", "--vars", "{dbt_stripe_sync: {max_retries: 0}}")
+    assert first.returncode == 1
+    assert "left pending" in first.stdout
+    assert {v["status"] for v in dbt_project.ledger("stripe_customers").values()} == {"pending"}
+    assert len(emu.objects("customer")) == 5  # applied, though no response came back
+    emu.set_faults(drop_rate=0.0)
+    rerun = dbt_project.sync("-s", "stripe_customers")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    _assert_exactly_once(dbt_project)
