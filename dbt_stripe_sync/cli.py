@@ -41,6 +41,7 @@ def _dbt_options(p: argparse.ArgumentParser) -> None:
         help="models to sync: names, globs, tag:x, path:x, +x, x+ (repeatable)",
     )
     p.add_argument("--vars", default=None, help="dbt vars as YAML/JSON, e.g. '{dbt_stripe_sync: {...}}'")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,6 +186,7 @@ class StripeGateway:
                 ) from None
 
             self._stats.record_attempt(method, resp.status, scope)
+            logger.info("Stripe %s %s -> %s (%s)", method.upper(), path, resp.status, scope or "-")
             body = _decode(resp)
             if 200 <= resp.status < 300 and body is not None:
                 return body
