@@ -8,6 +8,7 @@ included) is in the runs table, and a second run with faults off sends nothing.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -49,6 +50,10 @@ SYNCS: dict[str, tuple[str, str, str]] = {
 
 
 def test_chain_of_2000_rows_under_faults_ends_exact(dbt_project, warehouse):
+    if warehouse == "postgres" and not os.environ.get("DSS_SLOW_TESTS"):
+        # It passes there too (~3.6 min); the SQL it exercises is covered on PostgreSQL by the
+        # every-write-dropped scenario below and by the crash-safety suite.
+        pytest.skip("the 2,000-row fault run takes ~3.6 min on PostgreSQL; set DSS_SLOW_TESTS=1 to run it")
     requests = _scenario(dbt_project, scale.ChainSizes(), FAULTS)
     faults = Counter(r["fault"] for r in requests if r["fault"])
     for kind in ("error", "rate_limit", "lock_timeout", "dropped"):
