@@ -420,8 +420,9 @@ def test_row_level_bad_input_rejected_with_reason_nothing_half_sent(dbt_project)
     dbt_project.build("+tag:bad_input")
     emu.clear_requests()
     fixed = dbt_project.sync("-s", "bi_customers")
-    # the still-bad rows are not planned again, so this run rejected nothing
-    assert fixed.returncode == 0, fixed.stdout
+    # the still-bad rows are not planned again, but still keep the exit code at 1
+    assert fixed.returncode == 1, fixed.stdout
+    assert "7 row(s) rejected by earlier runs are still not in Stripe" in fixed.stdout
     writes = api_writes(emu.requests())
     assert len(writes) == 1 and _tagged(writes, "bi_customers", "c3") == writes
     assert dbt_project.ledger("bi_customers")["c3"]["status"] == "synced"
