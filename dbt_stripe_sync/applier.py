@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
@@ -179,7 +179,7 @@ class Applier:
     ) -> tuple[LedgerEntry, str, str | None]:
         with self.gw.scope(config.name):
             try:
-                written = adapter.execute(self.gw, change, config)
+                written = self._execute(adapter, change, config)
                 crashpoint("after_send")
             except StripeRequestError as exc:
                 reason = redact_all(str(exc))
@@ -199,6 +199,19 @@ class Applier:
             _BUCKET_OF_ACTION.get(written.action, UPDATED),
             written.note,
         )
+
+    def _execute(self, adapter: StripeObject, change: Change, config: SyncConfig) -> WriteResult:
+        try:
+            return adapter.execute(self.gw, change, config)
+        except StripeRequestError as exc:
+            # An update re-sent after a crash can be built differently (a subscription's item IDs
+            # are read anew), and Stripe refuses a reused key with other parameters. The first
+            # attempt did reach Stripe; an update sets values, so sending it again is safe.
+            refused_key = "idempotency_error" in (exc.type, exc.code)  # Stripe sends it as the error type
+            if not refused_key or change.action not in ("update", "restore"):
+                raise
+            fresh = replace(change, idempotency_key=f"{change.idempotency_key}_r")
+            return adapter.execute(self.gw, fresh, config)
 
     def _base(self, config: SyncConfig, change: Change) -> LedgerEntry:
         return change.ledger or LedgerEntry(

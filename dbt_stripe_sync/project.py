@@ -81,14 +81,33 @@ def load_project(target_path: str) -> Project:
             original_file_path=n.get("original_file_path", ""),
             patch_path=n.get("patch_path"),
         )
+    parents, children = _with_sync_edges(nodes, manifest.get("parent_map", {}), manifest.get("child_map", {}))
     return Project(
         manifest_path=manifest_path,
         nodes=nodes,
         all_models=models,
-        parent_map=manifest.get("parent_map", {}),
-        child_map=manifest.get("child_map", {}),
+        parent_map=parents,
+        child_map=children,
         failed=frozenset(_failed_models(target_path)),
     )
+
+
+def _with_sync_edges(
+    nodes: Mapping[str, ModelNode], parent_map: Mapping[str, list[str]], child_map: Mapping[str, list[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """dbt's graph plus an edge for every `sync:` reference, so `+subscriptions` selects the prices
+    its rows point at, as it would a dbt ref."""
+    parents = {k: list(v) for k, v in parent_map.items()}
+    children = {k: list(v) for k, v in child_map.items()}
+    uid_of = {n.name: uid for uid, n in nodes.items()}
+    for uid, node in nodes.items():
+        refs = node.block.get("references") if isinstance(node.block, Mapping) else None
+        for ref in (refs or {}).values() if isinstance(refs, Mapping) else ():
+            target = uid_of.get(ref.get("sync")) if isinstance(ref, Mapping) else None
+            if target and target not in parents.setdefault(uid, []):
+                parents[uid].append(target)
+                children.setdefault(target, []).append(uid)
+    return parents, children
 
 
 def has_stripe_sync(node: Mapping[str, Any]) -> bool:

@@ -147,3 +147,51 @@ def test_writes_whose_outcome_stayed_unknown_are_resent_with_the_same_key(dbt_pr
     rerun = dbt_project.sync("-s", "stripe_customers")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     _assert_exactly_once(dbt_project)
+
+
+def test_kill_after_a_subscription_items_update_then_rerun(dbt_project):
+    """An items update is rebuilt from a fresh read of the subscription when re-sent; Stripe refuses
+    the old key with new parameters, and the update goes again under a fresh key (it sets values)."""
+    chain = ("-s", "stripe_customers +stripe_subscriptions")
+    assert dbt_project.sync(*chain).returncode == 0
+    subs = dbt_project.read_seed("raw_subscriptions")
+    subs[1]["addon_price_key"], subs[1]["addon_quantity"] = "pro_seat", "3"  # s2 gains an add-on item
+    subs[0]["addon_quantity"] = "6"
+    for sub in subs:
+        sub["deal_note"] = "renewed"
+    dbt_project.write_seed("raw_subscriptions", subs)
+    dbt_project.build()
+    proc = dbt_project.sync("-s", "stripe_subscriptions", env={CRASH_ENV: "after_send#2"})
+    assert proc.returncode == -signal.SIGKILL
+    rerun = dbt_project.sync(*chain)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    ledger = dbt_project.ledger("stripe_subscriptions")
+    prices = {p["id"]: p for p in dbt_project.emulator.objects("price")}
+    for sub in subs:
+        stripe_sub = next(
+            s
+            for s in dbt_project.emulator.objects("subscription")
+            if s["id"] == ledger[sub["subscription_key"]]["stripe_id"]
+        )
+        items = sorted(
+            (
+                prices[i["price"]["id"] if isinstance(i["price"], dict) else i["price"]]["nickname"],
+                i["quantity"],
+            )
+            for i in stripe_sub["items"]["data"]
+        )
+        expected = [
+            (n, int(q))
+            for n, q in [
+                (
+                    {"basic_monthly": "Basic monthly", "pro_monthly": "Pro monthly"}[sub["price_key"]],
+                    sub["quantity"],
+                ),
+            ]
+        ]
+        if sub["addon_price_key"]:
+            expected.append(("Pro extra seat", int(sub["addon_quantity"])))
+        assert items == sorted(expected), sub["subscription_key"]
+    assert {v["status"] for v in ledger.values()} == {"synced"}
+    for stripe_sub in dbt_project.emulator.objects("subscription"):
+        assert stripe_sub["metadata"]["deal"] == "renewed"

@@ -131,3 +131,14 @@ def test_stale_manifest_names_the_edited_file(tmp_path):
     assert P.manifest_is_stale(str(tmp_path), str(target)) == os.path.join("models", "schema.yml")
     os.utime(tmp_path / "models" / "schema.yml", (old - 10, old - 10))
     assert P.manifest_is_stale(str(tmp_path), str(target)) is None
+
+
+def test_sync_references_are_graph_edges_for_selection(tmp_path):
+    subs = _node("subs", block={"object": "subscription", "references": {"items[0].price": {"sync": "prices"}}})
+    nodes = {"model.p.prices": _node("prices"), "model.p.subs": subs}
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"nodes": nodes, "parent_map": {k: [] for k in nodes}, "child_map": {k: [] for k in nodes}})
+    )
+    project = P.load_project(str(tmp_path))
+    assert _names(P.select(project, ["+subs"])) == {"prices", "subs"}
+    assert _names(P.select(project, ["prices+"])) == {"prices", "subs"}
