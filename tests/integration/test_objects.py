@@ -356,7 +356,8 @@ def test_unresolvable_or_incomplete_rows_are_rejected_and_the_rest_syncs(dbt_pro
     _edit_seed(dbt_project, "raw_subscriptions", "subscription_key", "s5", price_key="pro_seat")
     dbt_project.build()
     emu.clear_requests()
-    _ok(dbt_project.sync())  # unchanged rejected rows are not re-tried, so not re-reported
+    rerun = dbt_project.sync()  # unchanged rejected rows are not re-tried, but still counted
+    assert rerun.returncode == 1 and "row(s) rejected by earlier runs are still not in Stripe" in rerun.stdout
     assert _write_counts(emu.requests()) == Counter({("POST", "subscriptions"): 1})
     ledger = dbt_project.ledger("stripe_subscriptions")
     assert (ledger["s5"]["status"], ledger["s4"]["status"]) == ("synced", "rejected")
