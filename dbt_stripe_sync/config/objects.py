@@ -261,11 +261,14 @@ def _check_metadata_count(view: BlockView) -> Iterator[ConfigProblem]:
             prefix = _INDEX.sub("[]", meta[0])
             per_map[prefix] = per_map.get(prefix, 0) + 1
     for prefix, count in per_map.items():
-        if count > METADATA_KEYS_MAX:
+        # the tool's own tag (metadata[dbt_stripe_sync]) takes one of Stripe's 50 keys on top-level metadata
+        limit = METADATA_KEYS_MAX - (1 if prefix == "metadata" else 0)
+        if count > limit:
             yield view.problem(
                 key_path("fields"),
-                f"maps {count} keys into {prefix}; Stripe allows at most {METADATA_KEYS_MAX} metadata keys",
-                "keep the 50 that matter, or pack the rest into fewer keys",
+                f"maps {count} keys into {prefix}; Stripe allows at most {METADATA_KEYS_MAX} metadata keys"
+                + (", one of which dbt-stripe-sync uses to tag the objects it creates" if limit < 50 else ""),
+                f"keep the {limit} that matter, or pack the rest into fewer keys",
             )
 
 
