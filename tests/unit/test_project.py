@@ -134,10 +134,14 @@ def test_stale_manifest_names_the_edited_file(tmp_path):
 
 
 def test_sync_references_are_graph_edges_for_selection(tmp_path):
-    subs = _node("subs", block={"object": "subscription", "references": {"items[0].price": {"sync": "prices"}}})
+    subs = _node(
+        "subs", block={"object": "subscription", "references": {"items[0].price": {"sync": "prices"}}}
+    )
     nodes = {"model.p.prices": _node("prices"), "model.p.subs": subs}
     (tmp_path / "manifest.json").write_text(
-        json.dumps({"nodes": nodes, "parent_map": {k: [] for k in nodes}, "child_map": {k: [] for k in nodes}})
+        json.dumps(
+            {"nodes": nodes, "parent_map": {k: [] for k in nodes}, "child_map": {k: [] for k in nodes}}
+        )
     )
     project = P.load_project(str(tmp_path))
     assert _names(P.select(project, ["+subs"])) == {"prices", "subs"}
