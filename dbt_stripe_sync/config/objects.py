@@ -115,6 +115,7 @@ def check_semantics(view: BlockView) -> list[ConfigProblem]:
         _check_required_create_fields,
         _check_references,
         _check_duplicate_targets,
+        _check_list_indexes,
         _check_something_to_sync,
         _check_columns,
     )
@@ -396,6 +397,27 @@ def _check_duplicate_targets(view: BlockView) -> Iterator[ConfigProblem]:
                     "map either the whole field or its parts",
                 )
         seen.setdefault(norm, key)
+
+
+def _check_list_indexes(view: BlockView) -> Iterator[ConfigProblem]:
+    """`items[1].price` without `items[0]` would send a list with a hole in it."""
+    used: dict[str, set[int]] = {}
+    where: dict[str, str] = {}  # list prefix -> key of a mapping that uses it
+    entries = [(p, key_path("fields", p)) for p, _c in view.fields()]
+    entries += [(t, key_path("references", t)) for t, _r in view.references()]
+    for path, key in entries:
+        for match in re.finditer(r"\[(\d+)\]", path):
+            used.setdefault(path[: match.start()], set()).add(int(match.group(1)))
+            where.setdefault(path[: match.start()], key)
+    for prefix, indexes in used.items():
+        missing = sorted(set(range(max(indexes) + 1)) - indexes)
+        if missing:
+            shown = ", ".join(f"{prefix}[{i}]" for i in missing)
+            yield view.problem(
+                where[prefix],
+                f"maps {prefix}[{max(indexes)}] but nothing into {shown}; Stripe lists have no holes",
+                f"number the entries of {prefix} from 0",
+            )
 
 
 def _nested(inner: str, outer: str) -> bool:

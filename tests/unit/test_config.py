@@ -600,3 +600,24 @@ def test_metadata_keys_may_contain_dots_and_nested_metadata_is_checked() -> None
     assert [p.key for p in check_block("s", bad)] == [
         "stripe_sync.fields['items[0].metadata." + "x" * 41 + "']"
     ]
+
+
+def test_list_paths_must_be_numbered_from_zero():
+    from dbt_stripe_sync.config.loader import check_block
+
+    block = {
+        "object": "subscription",
+        "mode": "upsert",
+        "primary_key": "id",
+        "references": {
+            "customer": {"by": "email", "column": "e"},
+            "items[1].price": {"sync": "p", "column": "k"},
+        },
+    }
+    (problem,) = check_block("subs", block)
+    assert str(problem).startswith(
+        "subs: stripe_sync.references['items[1].price']: maps items[1] but nothing"
+    )
+    assert "number the entries of items from 0" in str(problem)
+    block["fields"] = {"items[0].quantity": "q"}
+    assert check_block("subs", block) == []
