@@ -63,7 +63,7 @@
   {%- for r in references -%}
     {%- set a = 'rf' ~ loop.index0 -%}
     {%- set key_expr = 'cast(s.c' ~ columns.index(r['column']) ~ ' as ' ~ str ~ ')' -%}
-    {%- do ref_joins.append('left join ' ~ ledger_relation ~ ' ' ~ a ~ ' on ' ~ a ~ '.sync_name = ' ~ q(r['sync'])
+    {%- do ref_joins.append('left join ' ~ ledger_relation ~ ' as ' ~ a ~ ' on ' ~ a ~ '.sync_name = ' ~ q(r['sync'])
           ~ ' and ' ~ a ~ '.source_key = ' ~ key_expr ~ " and " ~ a ~ ".status = 'synced'") -%}
     {%- do ref_cols.append(a ~ '.stripe_id as r' ~ loop.index0) -%}
     {%- do hash_parts.append(a ~ '.stripe_id') -%}
@@ -79,7 +79,7 @@ hashed as (
     {{ ref_joins | join('\n    ') }}
 ),
 led as (
-    select * from {{ ledger_relation }} where sync_name = {{ q(sync_name) }}
+    select * from {{ ledger_relation }} as ledger_rows where sync_name = {{ q(sync_name) }}
 )
 select
     coalesce(h._dss_key, l.source_key) as _dss_key,

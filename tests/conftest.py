@@ -58,6 +58,7 @@ def dbt_project(request, tmp_path, warehouse: str, stripe_emulator, project_temp
     else:
         env.update(postgres_env(f"t_{uuid.uuid4().hex[:10]}"))
     project = DbtProject.create(tmp_path / "project", env, project_template, prebuilt)
+    project.build()  # every test starts from built models, as the prebuilt DuckDB copy does
     project.emulator = stripe_emulator
     yield project
     project.drop_schemas()

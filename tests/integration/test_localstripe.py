@@ -31,10 +31,11 @@ def _customers(url: str) -> dict[str, dict]:
 
 def test_customer_flow_gives_the_same_result_on_localstripe(dbt_project, tmp_path):
     with localstripe(tmp_path) as ls_url:
-        servers = {  # each server gets its own ledger (state schema)
-            "emulator": (dbt_project.emulator.url, "{dbt_stripe_sync: {state_schema: state_emulator}}"),
-            "localstripe": (ls_url, "{dbt_stripe_sync: {state_schema: state_localstripe}}"),
+        servers = {  # each server gets its own ledger (a state schema unique to this test)
+            name: (url, f"{{dbt_stripe_sync: {{state_schema: {dbt_project.schema}_{name}}}}}")
+            for name, url in (("emulator", dbt_project.emulator.url), ("localstripe", ls_url))
         }
+        dbt_project.extra_schemas += [f"{dbt_project.schema}_{name}" for name in servers]
 
         def sync_both() -> dict[str, dict]:
             seen = {}

@@ -38,6 +38,7 @@ class DbtProject:
         self.env = {**os.environ, **env, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
         self.env.pop("DBT_PROFILES_DIR", None)
         self.emulator: Any = None
+        self.extra_schemas: list[str] = []  # dropped with the project's own schemas
 
     @classmethod
     def template(cls, path: Path) -> Path:
@@ -227,7 +228,8 @@ class DbtProject:
             con.autocommit = True
             with con.cursor() as cur:
                 cur.execute(f'drop schema if exists "{self.schema}" cascade')
-                cur.execute(f'drop schema if exists "{self.state_schema}" cascade')
+                for schema in (self.state_schema, *self.extra_schemas):
+                    cur.execute(f'drop schema if exists "{schema}" cascade')
             con.close()
         except Exception:
             pass
