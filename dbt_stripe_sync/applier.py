@@ -128,7 +128,7 @@ class Applier:
         adopted: list[LedgerEntry] = []
         for entry in pending:
             change = change_from_pending(entry)
-            expired = entry.updated_at is not None and L.utcnow() - entry.updated_at > window
+            expired = entry.updated_at is not None and L.utcnow() - entry.updated_at >= window
             if change.action == "create" and expired:
                 # Stripe may have forgotten the key: look for what we may have created before re-creating.
                 with self.gw.scope(config.name):
