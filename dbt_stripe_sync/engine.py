@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from dbt_stripe_sync import project as P
 from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
-from dbt_stripe_sync.config.loader import ModelBlock, load_all
+from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
@@ -102,7 +102,8 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
             relevant = [p for p in exc.problems if p.model in selected_names]
             if relevant:
                 raise ConfigError(relevant) from None
-            all_configs = _valid_only(blocks)
+            # the problems are all in unselected models: the selected blocks are valid as they are
+            all_configs = [build(b.model, b.unique_id, b.block) for b in blocks]
         if unbuilt and inv.command != "validate":  # config problems first: they need no dbt run to fix
             names = " ".join(u.split(":")[0] for u in unbuilt)
             raise UsageError("; ".join(unbuilt) + f" — run `dbt run -s {names}` first")
@@ -137,10 +138,6 @@ def _referenced(blocks: Sequence[ModelBlock]) -> set[str]:
         if isinstance(refs, dict):
             names |= {r.get("sync") for r in refs.values() if isinstance(r, dict) and r.get("sync")}
     return names
-
-
-def _valid_only(blocks: Sequence[ModelBlock]) -> list[SyncConfig]:
-    return load_all(blocks)
 
 
 def _gateway(settings: Settings, target_name: str) -> StripeGateway:

@@ -152,6 +152,12 @@ def test_malformed_blocks_exit_2_naming_model_and_key(dbt_project):
         f"select count(*) from information_schema.schemata where schema_name = '{dbt_project.state_schema}'"
     )
     assert state == [(0,)]  # nothing written: not even the state tables
+    # broken blocks in other models do not stop selected, valid ones, even one whose `sync:`
+    # target (stripe_products) is not selected
+    fine = dbt_project.sync("-s", "stripe_customers", "-s", "stripe_prices")
+    assert fine.returncode == 1, fine.stdout + fine.stderr  # prices wait for their products
+    assert "no stripe_products row with key" in fine.stdout
+    assert len(dbt_project.emulator.objects("customer")) == 5
 
 
 def test_usage_errors_exit_2_with_the_fix(dbt_project):
