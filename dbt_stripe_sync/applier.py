@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -104,11 +104,13 @@ class Applier:
         gateway: StripeGateway,
         settings: Settings,
         run_id: str,
+        on_batch: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.gw = gateway
         self.settings = settings
         self.run_id = run_id
+        self.on_batch = on_batch  # called after each recorded batch (the run lock renews its lease)
 
     # ---- entry points ---------------------------------------------------------------------------
     def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
@@ -173,6 +175,7 @@ class Applier:
                     result.add(bucket, change.key, reason)
                 self.store.write(outcomes, crash_inside="mid_record")
                 crashpoint("after_record")
+                self.on_batch()
 
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change

@@ -25,6 +25,7 @@ from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
+from dbt_stripe_sync.run_lock import StateLock, StateLockBusy
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.stripe_objects import adapter_for
@@ -71,7 +72,7 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
 
 # ---- preparation (shared by run, plan and validate; writes nothing) ---------------------------
 def prepare(inv: Invocation, out: TextIO) -> Prepared:
-    wh = Warehouse.open(inv.project_dir, inv.profiles_dir, inv.target, inv.vars)
+    wh = _open_warehouse(inv)
     try:
         stale = P.manifest_is_stale(wh.project_root, wh.target_path)
         if stale:
@@ -129,6 +130,41 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
     except BaseException:
         wh.close()
         raise
+
+
+def _open_warehouse(inv: Invocation) -> Warehouse:
+    """Open the warehouse; an embedded database file locked by another process (DuckDB allows one
+    writer process) is waited for, as the state-schema lock would be, then reported by name."""
+    wait_s = float((inv.vars.get("dbt_stripe_sync") or {}).get("lock_wait_s", Settings.lock_wait_s))
+    deadline = time.monotonic() + wait_s
+    while True:
+        wh = Warehouse.open(inv.project_dir, inv.profiles_dir, inv.target, inv.vars)
+        try:
+            wh.query("select 1")  # adapters open the database lazily: open it now
+            return wh
+        except Exception as exc:
+            wh.close()
+            held = _file_lock_holder(exc)
+            if held is None:
+                raise
+            if time.monotonic() >= deadline:
+                raise StateLockBusy(
+                    f"the warehouse file is locked by another process ({held}): another dbt-stripe-sync "
+                    f"run, or dbt itself, is using it; waited {wait_s:g} s. Wait for it to finish (or "
+                    "raise vars.dbt_stripe_sync.lock_wait_s); nothing was sent by this run"
+                ) from None
+            time.sleep(0.5)
+
+
+def _file_lock_holder(exc: BaseException) -> str | None:
+    """`PID 123` when exc is DuckDB refusing a file another process holds, else None."""
+    import re
+
+    text = str(exc)
+    if "Could not set lock on file" not in text and "Conflicting lock" not in text:
+        return None
+    pid = re.search(r"PID (\d+)", text)
+    return f"PID {pid.group(1)}" if pid else "unknown PID"
 
 
 def _referenced(blocks: Sequence[ModelBlock]) -> set[str]:
@@ -203,12 +239,24 @@ def _make_plan(
 # ---- run --------------------------------------------------------------------------------------
 def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    store.ensure()
     run_id = uuid.uuid4().hex
-    applier = Applier(store, gw, prep.settings, run_id)
-    summaries: list[SyncSummary] = list(prep.skipped)
-    for config in prep.configs:
-        summaries.append(_run_one(prep, config, store, gw, applier, run_id))
+    lock = StateLock(
+        prep.wh,
+        store.schema,
+        run_id,
+        wait_s=prep.settings.lock_wait_s,
+        lease_s=prep.settings.lock_lease_s,
+    )
+    lock.acquire()  # before the ledger is read: a second run would plan the same creates again
+    try:
+        store.ensure()
+        applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat)
+        summaries: list[SyncSummary] = list(prep.skipped)
+        for config in prep.configs:
+            summaries.append(_run_one(prep, config, store, gw, applier, run_id))
+            lock.beat()
+    finally:
+        lock.release()
     print_summary(out, summaries)
     failed = any(s.status in {"blocked", "error", "partial"} for s in summaries)
     return 1 if failed else 0

@@ -28,6 +28,8 @@ class Settings:
     retry_rejected: bool = False  # re-send rows rejected by pre-send checks on every run, not only on change
     idempotency_window_hours: float = 24.0  # Stripe keeps keys at least 24 h
     tag_created_objects: bool = True  # put metadata[dbt_stripe_sync] = "<sync>:<key>" on created objects
+    lock_wait_s: float = 60.0  # how long a run waits for another run holding the state schema
+    lock_lease_s: float = 600.0  # a lease not renewed for this long is taken over (non-PostgreSQL)
 
     def state_schema_for(self, target_schema: str) -> str:
         return self.state_schema or f"{target_schema}_stripe_sync"
@@ -66,7 +68,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             return tuple([value] if isinstance(value, str) else value)
-        if isinstance(default, float) or key in {"rate_limit", "max_delete_fraction"}:
+        if isinstance(default, float) or key in {"rate_limit", "max_delete_fraction", "lock_wait_s"}:
             number = float(value)
             if number < 0 or (key == "max_delete_fraction" and number > 1):
                 raise ValueError
