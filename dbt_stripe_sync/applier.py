@@ -8,6 +8,7 @@ leaves either nothing sent, or a pending write that the next run re-sends with t
 
 from __future__ import annotations
 
+import calendar
 import contextvars
 import datetime as dt
 import json
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from dbt_stripe_sync import adoption
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
@@ -27,7 +29,6 @@ from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.secrets import redact_all
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject, WriteResult
-from dbt_stripe_sync.tagging import object_tag
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ CREATED, UPDATED, DELETED, ARCHIVED, SKIPPED, REJECTED = (
     "skipped",
     "rejected",
 )
+PENDING = "pending"  # the outcome is unknown: the write stays pending and goes first next run
+ADOPTED = "adopted"  # bound to an object this tool had created, found by its tag
 
 
 @dataclass
@@ -47,10 +50,20 @@ class SyncResult:
     sync: str
     counts: Counter = field(default_factory=Counter)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (key, reason), first few kept
+    _last: dict[str, str] = field(default_factory=dict)  # key -> its bucket: each row counted once
+    not_sent: int = 0  # writes not attempted because Stripe became unreachable
 
     def add(self, bucket: str, key: str | None = None, reason: str | None = None) -> None:
+        """Count a row's outcome; a row finished later in the same run (a pending write recovered)
+        moves from its earlier bucket to the new one."""
+        if key is not None:
+            earlier = self._last.get(key)
+            if earlier is not None:
+                self.counts[earlier] -= 1
+                self.errors = [(k, r) for k, r in self.errors if k != key]
+            self._last[key] = bucket
         self.counts[bucket] += 1
-        if bucket == REJECTED and key is not None and reason and len(self.errors) < 20:
+        if bucket in (REJECTED, PENDING) and key is not None and reason and len(self.errors) < 20:
             self.errors.append((key, reason))
 
 
@@ -67,7 +80,7 @@ _BUCKET_OF_ACTION = {
 }
 
 
-def pending_payload(change: Change) -> str:
+def pending_payload(change: Change, *, key_burnt: bool = False) -> str:
     return json.dumps(
         {
             "action": change.action,
@@ -76,10 +89,21 @@ def pending_payload(change: Change) -> str:
             "full": change.full,
             "row_hash": change.row_hash,
             "reason": change.reason,
+            # Stripe saved a 5xx under this key and replays it: the key can never succeed again
+            "key_burnt": key_burnt,
         },
         sort_keys=True,
         default=str,
     )
+
+
+def outcome_unknown(exc: StripeRequestError) -> bool:
+    """Whether Stripe may have applied a failed write: a 5xx, a lost response, a timeout, or
+    retries exhausted on a transient error (the gateway says so when it knows)."""
+    known = getattr(exc, "outcome_unknown", None)
+    if known is not None:
+        return bool(known) or exc.retryable
+    return exc.retryable or exc.status is None or exc.status >= 500
 
 
 def change_from_pending(entry: LedgerEntry) -> Change:
@@ -116,35 +140,66 @@ class Applier:
     def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
         config = plan.config
         quiet = [c for c in plan.changes if not c.calls_stripe]
-        self.store.write([self._ledger_only(config, c, result) for c in quiet])
+        entries = [self._ledger_only(config, c, result) for c in quiet]
+        self.store.write([e for e in entries if e is not None])
         writes = [c for c in plan.changes if c.calls_stripe]
         self._send_in_batches(config, adapter, writes, result)
 
-    def recover(self, config: SyncConfig, adapter: StripeObject, result: SyncResult) -> int:
-        """Finish the writes a killed run left pending, with their original idempotency keys."""
+    def recover(
+        self, config: SyncConfig, adapter: StripeObject, result: SyncResult, *, only_burnt: bool = False
+    ) -> int:
+        """Finish the writes left pending (by a killed run, or an outcome Stripe left unknown).
+
+        Each is re-sent with its own idempotency key, so Stripe replays instead of applying twice.
+        A key Stripe may no longer honour — older than its window, or burnt by a saved 5xx that it
+        replays forever — cannot be trusted that way: what the write may have created is first
+        looked up by its tag (list calls, strongly consistent), and only if nothing is found is it
+        sent again, under a new key that is checkpointed first.
+        """
         pending = self.store.entries(config.name, [L.PENDING])
+        if only_burnt:
+            pending = [e for e in pending if json.loads(e.pending_json or "{}").get("key_burnt")]
         if not pending:
             return 0
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
-        changes: list[Change] = []
-        adopted: list[LedgerEntry] = []
+        same_key: list[Change] = []
+        new_key: list[Change] = []
+        settled: list[LedgerEntry] = []
         for entry in pending:
             change = change_from_pending(entry)
+            burnt = bool(json.loads(entry.pending_json or "{}").get("key_burnt"))
             expired = entry.updated_at is not None and L.utcnow() - entry.updated_at >= window
-            if change.action == "create" and expired:
-                # Stripe may have forgotten the key: look for what we may have created before re-creating.
-                with self.gw.scope(config.name):
-                    found = adapter.find_created(self.gw, object_tag(config.name, entry.source_key))
+            if not (burnt or expired):
+                same_key.append(change)
+                continue
+            if change.action in ("create", "replace"):
+                found = self._find_created(config, adapter, change, entry)
                 if found is not None:
-                    adopted.append(
-                        self._outcome(config, change, WriteResult(found["id"], L.SYNCED, "created"))
-                    )
-                    result.add(CREATED)
+                    settled.append(self._outcome(config, change, found))
+                    result.add(CREATED if change.action == "create" else UPDATED, change.key)
                     continue
-            changes.append(change)
-        self.store.write(adopted)
-        self._send_in_batches(config, adapter, changes, result, checkpoint=False)
+            if burnt:
+                attempt = (entry.attempts or 0) + 1
+                new_key.append(replace(change, idempotency_key=f"{change.idempotency_key}_n{attempt}"))
+            else:  # expired: nothing was created under it; the key is as good as new
+                same_key.append(change)
+        self.store.write(settled)
+        self._send_in_batches(config, adapter, same_key, result, checkpoint=False)
+        self._send_in_batches(config, adapter, new_key, result)  # the new key is checkpointed first
         return len(pending)
+
+    def _find_created(
+        self, config: SyncConfig, adapter: StripeObject, change: Change, entry: LedgerEntry
+    ) -> WriteResult | None:
+        """What a pending create (or a price replacement) made before its outcome was lost, if anything."""
+        since = calendar.timegm(entry.updated_at.timetuple()) if entry.updated_at else None
+        with self.gw.scope(config.name):
+            found = adoption.find_one(self.gw, adapter, config.name, entry.source_key, since=since)
+            if found is None or found["id"] == change.stripe_id:
+                return None  # nothing new carries the row's tag: the write did not happen
+            if change.action == "replace" and change.stripe_id:  # the new price exists: archive the old
+                adapter.delete(self.gw, change.stripe_id, config, f"{change.idempotency_key}_archive")
+        return WriteResult(found["id"], L.SYNCED, "created", f"found {found['id']} by its tag; not re-sent")
 
     # ---- internals ------------------------------------------------------------------------------
     def _send_in_batches(
@@ -160,6 +215,9 @@ class Applier:
         workers = max(1, self.settings.concurrency)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dss-send") as pool:
             for start in range(0, len(changes), size):
+                if getattr(self.gw, "unavailable", None):  # Stripe is unreachable: stop sending
+                    result.not_sent += len(changes) - start
+                    return
                 batch = changes[start : start + size]
                 if checkpoint:
                     self.store.write([self._pending(config, c) for c in batch])
@@ -186,12 +244,18 @@ class Applier:
                 crashpoint("after_send")
             except StripeRequestError as exc:
                 reason = redact_all(str(exc))
-                if exc.retryable or exc.status is None:
-                    # Retries ran out on a transient error: Stripe may or may not have applied the
-                    # write, so it stays pending and the next run re-sends it with the same key. A
-                    # fresh key here could create a second object.
-                    reason += " (left pending: re-sent with the same idempotency key on the next run)"
-                    return self._pending(config, change).evolve(last_error=reason[:2000]), REJECTED, reason
+                if outcome_unknown(exc):
+                    # Stripe may or may not have applied the write, so it stays pending: a fresh key
+                    # here could create a second object.
+                    burnt = bool(getattr(exc, "replayed", False))
+                    reason += (
+                        " (left pending: Stripe saved this answer under the write's key, so its tag is "
+                        "looked up before it is sent again under a new key)"
+                        if burnt
+                        else " (left pending: re-sent with the same idempotency key on the next run)"
+                    )
+                    entry = self._pending(config, change, key_burnt=burnt).evolve(last_error=reason[:2000])
+                    return entry, PENDING, reason
                 return self._failed(config, change, reason), REJECTED, reason
             except Exception as exc:  # a bug or an unexpected answer must not lose the other rows
                 log.exception("unexpected error syncing %s row %s", config.name, change.key)
@@ -221,13 +285,13 @@ class Applier:
             sync_name=config.name, source_key=change.key, object_type=config.object, attempts=0
         )
 
-    def _pending(self, config: SyncConfig, change: Change) -> LedgerEntry:
+    def _pending(self, config: SyncConfig, change: Change, *, key_burnt: bool = False) -> LedgerEntry:
         base = self._base(config, change)
         return base.evolve(
             object_type=config.object,
             status=L.PENDING,
             pending_op=change.action,
-            pending_json=pending_payload(change),
+            pending_json=pending_payload(change, key_burnt=key_burnt),
             attempt_hash=change.row_hash,
             idempotency_key=change.idempotency_key,
             attempts=(base.attempts or 0) + 1,
@@ -271,9 +335,37 @@ class Applier:
             run_id=self.run_id,
         )
 
-    def _ledger_only(self, config: SyncConfig, change: Change, result: SyncResult) -> LedgerEntry:
+    def _ledger_only(self, config: SyncConfig, change: Change, result: SyncResult) -> LedgerEntry | None:
         base = self._base(config, change)
         now = L.utcnow()
+        if change.action == "wait":  # the pending write stays as it is, with its key
+            result.add(PENDING, change.key, change.reason)
+            return None
+        if change.action == "rekey":
+            return base.evolve(
+                status=L.DELETED,
+                pending_op=None,
+                pending_json=None,
+                idempotency_key=None,
+                last_error=change.reason,
+                updated_at=now,
+                run_id=self.run_id,
+            )
+        if change.action == "adopt":
+            result.add(ADOPTED)
+            return base.evolve(
+                object_type=config.object,
+                stripe_id=change.stripe_id,
+                status=L.SYNCED,
+                payload_hash=change.row_hash,
+                payload_json=to_json(change.full),
+                attempt_hash=change.row_hash,
+                last_error=None,
+                attempts=0,
+                first_synced_at=base.first_synced_at or now,
+                updated_at=now,
+                run_id=self.run_id,
+            )
         if change.action == "reject":
             result.add(REJECTED, change.key, change.reason)
             return base.evolve(

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
-from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
+from dbt_stripe_sync.applier import PENDING, REJECTED, Applier, SyncResult
+from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
@@ -231,9 +232,11 @@ def _make_plan(
         retry_rejected=prep.settings.retry_rejected,
     )
     crashpoint("after_diff")
+    adapter = adapter_for(config.object)
     lookups = gather(config, diff, gw, store)
+    lookups = bind(config, adapter, diff, gw, store, prep.relations[config.model], lookups)
     live = store.count_live(config.name) if store is not None else 0
-    return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live)
+    return build_plan(config, adapter, prep.settings, diff, lookups, live)
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -253,6 +256,13 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
         applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat)
         summaries: list[SyncSummary] = list(prep.skipped)
         for config in prep.configs:
+            if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
+                summaries.append(
+                    SyncSummary(
+                        config.model, config.object, "error", message="not started: Stripe is unreachable"
+                    )
+                )
+                continue
             summaries.append(_run_one(prep, config, store, gw, applier, run_id))
             lock.beat()
     finally:
@@ -280,6 +290,8 @@ def _run_one(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
             applier.apply(plan, adapter, result)
+            if not _unreachable(gw):  # a write whose key Stripe burnt with a saved 5xx: settle it now
+                applier.recover(config, adapter, result, only_burnt=True)
             waiting = store.count_still_rejected(config.name, run_id)
             if waiting:
                 summary.status = "partial"
@@ -295,8 +307,21 @@ def _run_one(
     summary.counts = dict(result.counts)
     summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
     summary.rejected_rows = list(result.errors)
-    if summary.status == "success" and result.counts.get(REJECTED):
+    if summary.status == "success" and (result.counts.get(REJECTED) or result.counts.get(PENDING)):
         summary.status = "partial"
+    notes = []
+    if result.counts.get(PENDING):
+        notes.append(
+            f"{result.counts[PENDING]} write(s) left pending: their outcome in Stripe is unknown; the next "
+            "run finishes them first, with the same idempotency keys (never re-planned under new ones)"
+        )
+    if _unreachable(gw):
+        summary.status = "error"
+        notes.append(
+            f"{_unreachable(gw)}; {result.not_sent} write(s) not attempted (planned again by the next run)"
+        )
+    if notes:
+        summary.message = "; ".join(filter(None, [summary.message, *notes]))
     summary.duration_s = time.monotonic() - t0
     crashpoint("before_runs_row")
     try:
@@ -304,6 +329,11 @@ def _run_one(
     except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
     return summary
+
+
+def _unreachable(gw: StripeGateway) -> str | None:
+    """The gateway's reason once its circuit breaker opened (Stripe unreachable), else None."""
+    return getattr(gw, "unavailable", None)
 
 
 def _run_row(run_id: str, config: SyncConfig, s: SyncSummary, started: Any) -> dict[str, Any]:

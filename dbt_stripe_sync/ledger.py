@@ -144,6 +144,33 @@ class StateStore:
             out.update({r[0]: r[1] for r in rows})
         return out
 
+    def count_rows(self, sync_name: str) -> int:
+        """Ledger rows of this sync in any status: 0 on its first run, or after the ledger was lost."""
+        _, rows = self.wh.query(
+            f"select count(*) from {self.ledger} where sync_name = {self.wh.placeholder}", [sync_name]
+        )
+        return int(rows[0][0])
+
+    def owners(
+        self, sync_name: str, stripe_ids: Iterable[str], model_relation: str, key_column: str
+    ) -> dict[str, tuple[str, bool]]:
+        """stripe id -> (source key the ledger binds it to, whether that key is still in the model)."""
+        ids = sorted(set(stripe_ids))
+        out: dict[str, tuple[str, bool]] = {}
+        p = self.wh.placeholder
+        key = self.wh.quote(key_column)
+        for start in range(0, len(ids), BATCH_ROWS):
+            chunk = ids[start : start + BATCH_ROWS]
+            _, rows = self.wh.query(
+                f"select l.stripe_id, l.source_key, m.k from {self.ledger} l "
+                f"left join (select distinct cast({key} as varchar(4000)) as k from {model_relation}) m "
+                f"on m.k = l.source_key where l.sync_name = {p} and l.status <> {p} "
+                f"and l.stripe_id in ({', '.join([p] * len(chunk))})",
+                [sync_name, DELETED, *chunk],
+            )
+            out.update({r[0]: (r[1], r[2] is not None) for r in rows})
+        return out
+
     def count_still_rejected(self, sync_name: str, run_id: str) -> int:
         """Rows rejected by an earlier run and not retried by this one (their data did not change)."""
         p = self.wh.placeholder

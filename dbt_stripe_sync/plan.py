@@ -11,13 +11,16 @@ from dbt_stripe_sync.ledger import LedgerEntry
 
 # Actions that call Stripe, and those that only touch the ledger.
 API_ACTIONS = frozenset({"create", "update", "restore", "delete", "replace"})
-LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget"})
+LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget", "adopt", "rekey", "wait"})
 
 
 @dataclass(frozen=True)
 class Change:
     key: str  # the row's primary key, as text
-    action: str  # create | update | restore | delete | replace | reject | skip | noop | forget
+    # create | update | restore | delete | replace: sent to Stripe;
+    # reject | skip | noop | forget | adopt (bound to an object found by its tag) | rekey (the ledger
+    # entry moves to a new key) | wait (a pending write goes first): the ledger only
+    action: str
     stripe_id: str | None = None
     params: dict[str, Any] = field(default_factory=dict)  # flat fields to send
     full: dict[str, Any] = field(default_factory=dict)  # flat mapped payload: the ledger's after success
@@ -46,7 +49,20 @@ class SyncPlan:
     def counts(self) -> dict[str, int]:
         c = Counter(ch.action for ch in self.changes)
         return {
-            a: c[a] for a in ("create", "update", "restore", "replace", "delete", "reject", "skip", "noop")
+            a: c[a]
+            for a in (
+                "create",
+                "update",
+                "restore",
+                "replace",
+                "delete",
+                "adopt",
+                "rekey",
+                "wait",
+                "reject",
+                "skip",
+                "noop",
+            )
         }
 
     def to_dict(self, sample: int = 5) -> dict[str, Any]:

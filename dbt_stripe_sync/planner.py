@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.adoption import values_in
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
 from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, coerce, field_spec, from_json
@@ -31,6 +32,10 @@ class Lookups:
     calls: int = 0
     # match IDs known to exist in Stripe, when the adapter can batch that look-up (else None)
     existing_ids: frozenset[str] | None = None
+    # source key -> the object this tool created for it, found by its tag (the ledger had no row)
+    adopted: Mapping[str, dict] = field(default_factory=dict)
+    # keys in `claimed` whose rows have left the model: a row matching their object is a re-key
+    departed: frozenset[str] = frozenset()
 
 
 def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None, attempt: int) -> str:
@@ -100,13 +105,18 @@ def build_plan(
     changes: list[Change] = []
     warnings: list[str] = []
     seen_match: dict[str, str] = {}  # match value -> key of the first row using it in this plan
+    rekeyed: dict[str, tuple[str, str]] = {}  # stripe id -> (old key, new key): moved, never deleted
+    for row in diff.rows:
+        if row.change != "deleted":
+            changes.append(_plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed))
+    leaving = {row.key for row in diff.rows if row.change == "deleted"}
     for row in diff.rows:
         if row.change == "deleted":
-            change = _plan_delete(config, adapter, row)
-        else:
-            change = _plan_row(config, adapter, settings, row, lookups, seen_match)
-        if change is not None:
-            changes.append(change)
+            changes.append(_plan_delete(config, adapter, row, rekeyed))
+    # a re-keyed row whose old key is not in the diff (delete: nothing) is retired all the same
+    for stripe_id, (old, new) in rekeyed.items():
+        if old not in leaving:
+            changes.append(_rekey(config, old, new, stripe_id, None))
     deletes = sum(1 for c in changes if c.action == "delete")
     blocked = _delete_guard(config, settings, deletes, diff.model_rows, live_objects)
     changed_rows = sum(1 for r in diff.rows if r.change != "deleted")
@@ -142,9 +152,39 @@ def _delete_guard(
     return None
 
 
-def _plan_delete(config: SyncConfig, adapter: StripeObject, row: DiffRow) -> Change | None:
+def _rekey(config: SyncConfig, old: str, new: str, stripe_id: str, entry: L.LedgerEntry | None) -> Change:
+    """The old key's ledger row is retired: its Stripe object now belongs to row `new`."""
+    base = entry or L.LedgerEntry(sync_name=config.name, source_key=old, object_type=config.object)
+    return Change(
+        key=old,
+        action="rekey",
+        stripe_id=stripe_id,
+        ledger=base.evolve(stripe_id=base.stripe_id or stripe_id),
+        reason=f"re-keyed: {stripe_id} is now synced from row {new}; nothing is deleted",
+    )
+
+
+def _wait(row: DiffRow) -> Change:
+    entry = row.ledger
+    return Change(
+        key=row.key,
+        action="wait",
+        stripe_id=entry.stripe_id if entry else None,
+        ledger=entry,
+        reason="a write of this row is still pending from an earlier run: it is re-sent with its own "
+        "idempotency key before anything new is planned for the row",
+    )
+
+
+def _plan_delete(
+    config: SyncConfig, adapter: StripeObject, row: DiffRow, rekeyed: Mapping[str, tuple[str, str]]
+) -> Change:
     entry = row.ledger
     assert entry is not None
+    if entry.status == L.PENDING:
+        return _wait(row)
+    if entry.stripe_id and entry.stripe_id in rekeyed:  # a row still in the model matches it
+        return _rekey(config, row.key, rekeyed[entry.stripe_id][1], entry.stripe_id, entry)
     if not entry.stripe_id:
         return Change(
             key=row.key, action="forget", ledger=entry, reason="left the model before it reached Stripe"
@@ -166,8 +206,11 @@ def _plan_row(
     row: DiffRow,
     lookups: Lookups,
     seen_match: dict[str, str],
+    rekeyed: dict[str, tuple[str, str]],
 ) -> Change:
     entry = row.ledger
+    if entry is not None and entry.status == L.PENDING:
+        return _wait(row)  # never re-planned under a new key while its write may have reached Stripe
     attempt = (entry.attempts or 0) if entry else 0
     flat, problems = map_row(config, row, lookups.by_email)
     by_email = config.match is not None and config.match.field == "email"
@@ -190,6 +233,13 @@ def _plan_row(
     def reject(reason: str) -> Change:
         return settle("reject", reason)
 
+    match_value = _match_value(config, row)
+    if not bound and config.match is not None and config.match.field == "email" and match_value is None:
+        problems.append(
+            f"column `{config.match.column}` is null: rows are matched to Stripe {config.object}s on "
+            "email, so this row can be neither matched nor created without one — fill it in the model "
+            "or filter the row out"
+        )
     if problems:
         return reject("; ".join(problems))
 
@@ -197,13 +247,22 @@ def _plan_row(
     known_id = entry.stripe_id if entry and entry.status not in (L.DELETED,) else None
     note = None
     chosen_id = None  # an ID the model picks for the object it creates (products)
-    match_value = _match_value(config, row)
+    adopted = lookups.adopted.get(row.key) if known_id is None else None
+    rekey_from: str | None = None
+    if adopted is not None:
+        known_id = adopted["id"]
+        note = f"found {known_id} by its tag (the ledger had no row for it): bound, not created again"
     if known_id is None and config.match is not None:
         if config.match.field == "id":
             known_id = match_value
             if match_value and lookups.existing_ids is not None and match_value not in lookups.existing_ids:
                 known_id = None
                 chosen_id = match_value if adapter.chosen_id else None
+            owner = lookups.claimed.get(known_id) if known_id else None
+            if owner is not None and owner != row.key:
+                if owner not in lookups.departed:
+                    return reject(f"Stripe {config.object} {known_id} is already synced from row {owner}")
+                rekey_from = owner
         elif config.match.field == "email" and match_value:
             prior = seen_match.get(match_value)
             if prior is not None:
@@ -216,11 +275,13 @@ def _plan_row(
             if found:
                 known_id = found[0]["id"]
                 owner = lookups.claimed.get(known_id)
-                if owner is not None and owner != row.key:
+                if owner is not None and owner != row.key and owner not in lookups.departed:
                     return reject(
                         f"Stripe {config.object} {known_id} ({match_value}) is already synced from "
                         f"row {owner}"
                     )
+                if owner is not None and owner != row.key:
+                    rekey_from = owner
                 note = f"matched existing {known_id} by email"
                 if len(found) > 1:
                     note += f" (oldest of {len(found)} with this email)"
@@ -246,6 +307,16 @@ def _plan_row(
     same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
     before = from_json(entry.payload_json) if same_object and entry else {}
     params = changed_fields(before, flat) if same_object else {k: v for k, v in flat.items()}
+    if adopted is not None:  # what Stripe holds is the before: only real differences are sent
+        same_object = True
+        before = values_in(adopted, flat)
+        params = changed_fields(before, flat)
+        if not params:
+            return settle("adopt", note, known_id)
+    if rekey_from is not None:
+        rekeyed[known_id] = (rekey_from, row.key)
+        note = f"re-keyed from row {rekey_from} (same {config.match.field}): {note or known_id}"  # type: ignore[union-attr]
+        params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
     action = "update"
     if entry is not None and entry.status == L.ARCHIVED and same_object:
         action = "restore"
