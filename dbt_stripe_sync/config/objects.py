@@ -443,7 +443,18 @@ def named_columns(view: BlockView) -> list[tuple[str, str]]:
     return [(k, c) for k, c in out if isinstance(c, str) and c]
 
 
+def _plain(column: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in column).strip("_").lower() or "column_1"
+
+
 def _check_columns(view: BlockView) -> Iterator[ConfigProblem]:
+    for key, column in named_columns(view):
+        if '"' in column or "`" in column:  # dbt's adapter.quote does not escape quotes inside a name
+            yield view.problem(
+                key,
+                f"column name {column!r} contains a quote character, which cannot be quoted safely",
+                f"alias it in the model to a plain name, e.g. {_plain(column)}, and map that",
+            )
     if view.columns is None:
         return
     columns = list(view.columns)
