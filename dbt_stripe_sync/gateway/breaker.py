@@ -113,7 +113,7 @@ class CircuitBreaker:
 
     def _hint(self) -> str:
         if self.api_base_env:
-            return f"; is the server {self.api_base_env} points to running?"
+            return f"; check that the server {self.api_base_env} points to is running"
         if REAL_API_HOST in self.api_base:
             return "; STRIPE_API_BASE is not set — set it to your emulator/localstripe URL if you meant one"
         return ""

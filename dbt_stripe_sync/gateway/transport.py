@@ -167,7 +167,9 @@ def _may_have_connected(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     """`ExcType: message` without urllib3's object reprs (`<HTTPConnection object at 0x..>`)."""
     text = str(exc)
-    if ">: " in text:
-        text = text.split(">: ", 1)[1]
+    for marker in (">: ", "): "):  # "HTTPConnection(host=..., port=...): Failed to establish ..."
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
     text = text.strip("() '\"")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
