@@ -196,7 +196,9 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
     return StripeGateway(
         key,
         api_base=os.environ.get("STRIPE_API_BASE") or None,
+        api_base_env="STRIPE_API_BASE",  # outage messages say whether it is set
         rate_limit=settings.rate_limit,
+        endpoint_rate_limit=settings.endpoint_rate_limit,
         search_rate_limit=settings.search_rate_limit,
         max_retries=settings.max_retries,
         timeout_s=settings.request_timeout_s,

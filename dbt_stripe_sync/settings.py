@@ -21,6 +21,7 @@ class Settings:
     live_targets: tuple[str, ...] = ()  # dbt targets allowed to use live keys
     rate_limit: float | None = None  # requests/s; default by key: 25 test, 100 live
     search_rate_limit: float = 20.0
+    endpoint_rate_limit: float | None = None  # requests/s per endpoint (method + path); default 25 (Stripe's)
     concurrency: int = 4  # parallel writes (never two on one object)
     batch_size: int = 100  # rows per ledger checkpoint
     max_retries: int = 8
@@ -68,7 +69,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             return tuple([value] if isinstance(value, str) else value)
-        if isinstance(default, float) or key in {"rate_limit", "max_delete_fraction", "lock_wait_s"}:
+        floats = {"rate_limit", "endpoint_rate_limit", "max_delete_fraction", "lock_wait_s"}
+        if isinstance(default, float) or key in floats:
             number = float(value)
             if number < 0 or (key == "max_delete_fraction" and number > 1):
                 raise ValueError

@@ -17,6 +17,13 @@ def _rate(value: str) -> float:
     return number
 
 
+def _limit(value: str) -> float | None:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return number or None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the `emulator` sub-command (shared by the product CLI and `python -m`)."""
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -28,7 +35,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--search-rate-limit", type=float, default=None, help="search requests per second before 429"
     )
+    parser.add_argument(
+        "--endpoint-rate-limit",
+        type=_limit,
+        default=25.0,
+        help="requests per second per endpoint (method + path template) before 429, like Stripe's "
+        "default of 25 (default 25; 0 = unlimited)",
+    )
     parser.add_argument("--error-rate", type=_rate, default=0.0, help="share of API requests answered 500")
+    parser.add_argument(
+        "--error-applied-rate",
+        type=_rate,
+        default=0.0,
+        help="share of the saved 500s on keyed POSTs whose write was applied before the 500",
+    )
+    parser.add_argument(
+        "--no-replay-errors",
+        dest="replay_errors",
+        action="store_false",
+        help="do not save injected 500s for their idempotency key (Stripe does; the default replays them)",
+    )
     parser.add_argument(
         "--drop-rate",
         type=_rate,
@@ -66,6 +92,9 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             "drop_rate",
             "lock_timeout_rate",
             "rate_limited_rate",
+            "endpoint_rate_limit",
+            "replay_errors",
+            "error_applied_rate",
             "seed",
             "search_delay_s",
             "idempotency_ttl_s",

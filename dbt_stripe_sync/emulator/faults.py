@@ -23,13 +23,21 @@ class FaultConfig:
     lock_timeout_rate: float = 0.0  # share of writes answered 429 lock_timeout (without being applied)
     seed: int = 0
     rate_limited_rate: float = 0.0  # share of API requests answered 429 rate_limit (without being applied)
+    # requests per second per endpoint (method + path template, e.g. `POST /v1/customers/{id}`), as
+    # Stripe's default of 25; None = unlimited
+    endpoint_rate_limit: float | None = 25.0
+    # Stripe saves the result of a keyed POST that began executing, a 500 included, and replays it for
+    # the same key: injected 500s without Stripe-Should-Retry on keyed POSTs are saved and replayed
+    replay_errors: bool = True
+    error_applied_rate: float = 0.0  # share of those saved 500s whose write was applied before the 500
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "drop_rate", "lock_timeout_rate", "rate_limited_rate"):
+        rates = ("error_rate", "drop_rate", "lock_timeout_rate", "rate_limited_rate", "error_applied_rate")
+        for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
-        for name in ("rate_limit", "search_rate_limit"):
+        for name in ("rate_limit", "search_rate_limit", "endpoint_rate_limit"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
@@ -49,6 +57,7 @@ class Draw:
     lock_timeout: bool
     drop: bool
     rate_limited: bool = False
+    error_applied: bool = False  # a saved 500 on a keyed POST whose write was applied first
 
 
 class SlidingWindow:
@@ -79,8 +88,10 @@ class Faults:
             self._rng = random.Random(f"faults-{config.seed}")
             # A stream of its own, so adding this fault left the other faults' draws under a seed unchanged.
             self._rate_limited_rng = random.Random(f"faults-rate-limited-{config.seed}")
+            self._error_applied_rng = random.Random(f"faults-error-applied-{config.seed}")
             self._api_window = SlidingWindow()
             self._search_window = SlidingWindow()
+            self._endpoint_windows: dict[str, SlidingWindow] = {}
 
     def update(self, **changes: object) -> FaultConfig:
         unknown = set(changes) - set(FAULT_FIELDS)
@@ -90,13 +101,18 @@ class Faults:
         self.configure(new)
         return new
 
-    def check_rate(self, *, search: bool) -> None:
-        """Raise Stripe's 429 when the request exceeds the configured rate."""
+    def check_rate(self, *, search: bool, endpoint: str | None = None) -> None:
+        """Raise Stripe's 429 when the request exceeds a configured rate: search's own budget or the
+        global one, and its endpoint's (`endpoint` like "POST /v1/customers/{id}")."""
         with self._lock:
+            now = time.monotonic()
             if search:
-                ok = self._search_window.admit(self.config.search_rate_limit, time.monotonic())
+                ok = self._search_window.admit(self.config.search_rate_limit, now)
             else:
-                ok = self._api_window.admit(self.config.rate_limit, time.monotonic())
+                ok = self._api_window.admit(self.config.rate_limit, now)
+            if ok and endpoint is not None and self.config.endpoint_rate_limit is not None:
+                window = self._endpoint_windows.setdefault(endpoint, SlidingWindow())
+                ok = window.admit(self.config.endpoint_rate_limit, now)
         if not ok:
             raise rate_limited()
 
@@ -104,6 +120,7 @@ class Faults:
         with self._lock:
             r = [self._rng.random() for _ in range(4)]
             limited = self._rate_limited_rng.random()
+            applied = self._error_applied_rng.random()
             cfg = self.config
         return Draw(
             error=r[0] < cfg.error_rate,
@@ -111,6 +128,7 @@ class Faults:
             lock_timeout=write and r[2] < cfg.lock_timeout_rate,
             drop=write and r[3] < cfg.drop_rate,
             rate_limited=limited < cfg.rate_limited_rate,
+            error_applied=write and applied < cfg.error_applied_rate,
         )
 
     def sleep_latency(self) -> None:

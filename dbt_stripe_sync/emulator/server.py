@@ -71,6 +71,9 @@ class Emulator:
         drop_rate: float = 0.0,
         lock_timeout_rate: float = 0.0,
         rate_limited_rate: float = 0.0,
+        endpoint_rate_limit: float | None = 25.0,
+        replay_errors: bool = True,
+        error_applied_rate: float = 0.0,
         seed: int = 0,
         search_delay_s: float = 0.0,
         idempotency_ttl_s: float = 86400,
@@ -85,6 +88,9 @@ class Emulator:
                 drop_rate=drop_rate,
                 lock_timeout_rate=lock_timeout_rate,
                 rate_limited_rate=rate_limited_rate,
+                endpoint_rate_limit=endpoint_rate_limit,
+                replay_errors=replay_errors,
+                error_applied_rate=error_applied_rate,
                 seed=seed,
             )
         )
@@ -240,7 +246,7 @@ class Emulator:
             route, object_id = found
             entry["object_type"], entry["object_id"] = route.type_name, object_id
             try:
-                self.faults.check_rate(search=route.search)
+                self.faults.check_rate(search=route.search, endpoint=route.template)
             except StripeError:
                 entry["fault"] = "rate_limit"
                 raise
@@ -255,12 +261,17 @@ class Emulator:
                 if draw.rate_limited:
                     entry["fault"] = "rate_limit"
                     raise rate_limited()
-                if draw.error or draw.lock_timeout:
+                keyed = method == "POST" and bool(headers.get("idempotency-key"))
+                # A 500 that "began executing" on a keyed POST is saved for replay, as Stripe does; one
+                # with Stripe-Should-Retry: true (or on a request without a key) saves nothing.
+                replays = self.faults.config.replay_errors
+                saved_error = draw.error and keyed and replays and not draw.should_retry
+                if draw.lock_timeout or (draw.error and not saved_error):
                     self.faults.sleep_latency()
                     entry["fault"] = "error" if draw.error else "lock_timeout"
                     raise injected_server_error(draw.should_retry) if draw.error else lock_timeout(object_id)
                 saved = None
-                if method == "POST" and headers.get("idempotency-key"):
+                if keyed:
                     idem_key = headers["idempotency-key"]
                     response_headers["Idempotency-Key"] = idem_key
                     fingerprint = json.dumps([method, path, raw], sort_keys=True)
@@ -285,6 +296,11 @@ class Emulator:
                     params = contract.validate(
                         raw, contract.specs_for(*route.catalog), not_unsettable=route.not_unsettable
                     )
+                if saved_error and idem_key:
+                    return self._saved_server_error(
+                        route, params, object_id, request_id, idem_key, draw.error_applied, entry,
+                        response_headers,
+                    )  # fmt: skip
                 # From here on the handler runs: Stripe saves its result, even an error, for replay.
                 status, payload, extra_headers, result_id = self._execute(
                     route, params, object_id, request_id
@@ -321,6 +337,32 @@ class Emulator:
             if claimed and idem_key:
                 self.idempotency.abandon(idem_key)
             entry["duration_ms"] = round((time.monotonic() - started) * 1000, 3)
+
+    def _saved_server_error(
+        self,
+        route: Route,
+        params: dict[str, Any],
+        object_id: str | None,
+        request_id: str,
+        idem_key: str,
+        applied: bool,
+        entry: dict[str, Any],
+        response_headers: dict[str, str],
+    ) -> tuple[_Response, dict[str, Any]]:
+        """An injected 500 on a keyed POST that began executing: saved for the key and replayed for
+        every retry with it. With `applied`, the write took effect before the 500 (the dangerous
+        case: the caller cannot tell, and the same key never tells it)."""
+        if applied:
+            status, _, _, result_id = self._execute(route, params, object_id, request_id)
+            entry["object_id"] = entry["object_id"] or result_id
+            entry["fault"] = "error_applied" if status == 200 else "error"
+        else:
+            entry["fault"] = "error"
+        error = injected_server_error(False)
+        body, headers = _json(error.body(request_id)), error.headers()
+        self.idempotency.finish(idem_key, 500, body, headers, request_id)
+        entry["status"] = 500
+        return _Response(500, body, {**response_headers, **headers}), entry
 
     def _execute(
         self, route: Route, params: dict[str, Any], object_id: str | None, request_id: str

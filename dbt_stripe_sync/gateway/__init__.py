@@ -1,8 +1,21 @@
-"""Stripe HTTP gateway: rate limiting, retries, per-object locking, exact call accounting."""
+"""Stripe HTTP gateway: rate limiting, retries, a circuit breaker, per-object locking, exact call
+accounting."""
 
-from .client import StripeGateway
-from .errors import StripeRequestError
-from .rate_limit import TokenBucket
+from .breaker import CircuitBreaker
+from .client import StripeGateway, last_request_id
+from .errors import StripeRequestError, StripeUnavailableError
+from .rate_limit import StripeLimiter, TokenBucket, endpoint_template
 from .stats import CallCounts, GatewayStats
 
-__all__ = ["CallCounts", "GatewayStats", "StripeGateway", "StripeRequestError", "TokenBucket"]
+__all__ = [
+    "CallCounts",
+    "CircuitBreaker",
+    "GatewayStats",
+    "StripeGateway",
+    "StripeLimiter",
+    "StripeRequestError",
+    "StripeUnavailableError",
+    "TokenBucket",
+    "endpoint_template",
+    "last_request_id",
+]

@@ -38,6 +38,7 @@ def emulator_factory() -> Iterator[Callable[..., Emulator]]:
     started: list[Emulator] = []
 
     def start(**kwargs: object) -> Emulator:
+        kwargs.setdefault("endpoint_rate_limit", None)  # tests opt in to Stripe's per-endpoint limit
         emulator = Emulator(**kwargs).start()  # type: ignore[arg-type]
         started.append(emulator)
         return emulator

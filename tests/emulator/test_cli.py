@@ -51,6 +51,26 @@ def test_add_arguments_parses_fault_flags() -> None:
         parser.parse_args(["--error-rate", "2"])
 
 
+def test_limit_and_saved_error_flags_reach_the_emulator() -> None:
+    from dbt_stripe_sync.emulator.cli import emulator_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = emulator_from_args(parser.parse_args([])).settings()
+    assert (default["endpoint_rate_limit"], default["replay_errors"], default["error_applied_rate"]) == (
+        25,
+        True,
+        0.0,
+    )
+    args = ["--endpoint-rate-limit", "0", "--no-replay-errors", "--error-applied-rate", "0.5"]
+    chosen = emulator_from_args(parser.parse_args(args)).settings()
+    assert (chosen["endpoint_rate_limit"], chosen["replay_errors"], chosen["error_applied_rate"]) == (
+        None,
+        False,
+        0.5,
+    )
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_module_entry_point_serves_and_stops(stop_signal: signal.Signals, client_factory) -> None:

@@ -121,7 +121,8 @@ def test_dropped_response_leaves_the_object_created(emulator_factory, client_fac
 
 
 def test_drops_plus_idempotent_retries_create_each_object_once(emulator_factory, client_factory) -> None:
-    emu = emulator_factory(drop_rate=0.3, error_rate=0.1, seed=4)
+    # 500s that are not saved for their key (replay_errors=False): a retry with the key can succeed
+    emu = emulator_factory(drop_rate=0.3, error_rate=0.1, seed=4, replay_errors=False)
     client = client_factory(emu.url)
     ids = set()
     for i in range(30):
@@ -238,3 +239,89 @@ def test_rate_limited_rate_leaves_other_fault_draws_unchanged(emulator_factory, 
     assert [b for a, b in zip(plain, limited, strict=True) if b != 429] == [
         a for a, b in zip(plain, limited, strict=True) if b != 429
     ]
+
+
+# ---- Stripe's saved 500s: a keyed POST that began executing replays its 500 ------------------------
+
+
+def _post(emu: Emulator, path: str, form: str, key: str | None) -> tuple[int, dict[str, str]]:
+    headers = {"Authorization": "Bearer sk_test_x", "Content-Type": "application/x-www-form-urlencoded"}
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(f"{emu.url}{path}", data=form.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers)
+
+
+def _saved_500_seed(emulator_factory) -> int:
+    """A seed whose first draw is a 500 without Stripe-Should-Retry (the kind Stripe saves)."""
+    for seed in range(50):
+        emu = emulator_factory(error_rate=1.0, seed=seed)
+        status, headers = _post(emu, "/v1/customers", "name=probe", None)
+        if status == 500 and "Stripe-Should-Retry" not in headers:
+            return seed
+    raise AssertionError("no seed gives a saved 500")
+
+
+@pytest.mark.parametrize("applied", [False, True])
+def test_keyed_post_500_is_saved_and_replayed_for_the_same_key(emulator_factory, applied) -> None:
+    seed = _saved_500_seed(emulator_factory)
+    emu = emulator_factory(error_rate=1.0, seed=seed, error_applied_rate=1.0 if applied else 0.0)
+    first, _ = _post(emu, "/v1/customers", "name=Ada", "ik-ada")
+    emu.set_faults(error_rate=0.0)  # Stripe is healthy again; the key still gets its saved answer
+    replays = [_post(emu, "/v1/customers", "name=Ada", "ik-ada") for _ in range(3)]
+    assert first == 500
+    assert [status for status, _ in replays] == [500, 500, 500]
+    assert all(h["Idempotent-Replayed"] == "true" and "Stripe-Should-Retry" not in h for _, h in replays)
+    log = emu.requests()
+    assert log[0]["fault"] == ("error_applied" if applied else "error") and not log[0]["replayed"]
+    assert all(r["replayed"] and r["status"] == 500 and r["fault"] is None for r in log[1:])
+    # the dangerous case: the write took effect although every answer for the key says 500
+    assert len(emu.objects("customer")) == (1 if applied else 0)
+    status, _ = _post(emu, "/v1/customers", "name=Ada", "ik-ada-2")  # a new key executes anew
+    assert status == 200 and len(emu.objects("customer")) == (2 if applied else 1)
+
+
+def test_500s_that_save_nothing(emulator_factory) -> None:
+    """Without a key, with Stripe-Should-Retry: true, or with replay_errors off, a 500 saves nothing:
+    the same key executes on the next try."""
+    seed = _saved_500_seed(emulator_factory)
+    emu = emulator_factory(error_rate=1.0, seed=seed, replay_errors=False, error_applied_rate=1.0)
+    assert _post(emu, "/v1/customers", "name=Ada", "ik-1")[0] == 500
+    emu.set_faults(error_rate=0.0)
+    status, headers = _post(emu, "/v1/customers", "name=Ada", "ik-1")
+    assert status == 200 and "Idempotent-Replayed" not in headers
+    assert len(emu.objects("customer")) == 1  # error_applied_rate only applies to saved 500s
+
+    emu = emulator_factory(error_rate=1.0, seed=2)
+    outcomes = [_post(emu, "/v1/customers", f"name=n{i}", f"ik-{i}") for i in range(12)]
+    retry_hinted = [i for i, (_, h) in enumerate(outcomes) if h.get("Stripe-Should-Retry") == "true"]
+    assert retry_hinted and len(retry_hinted) < 12
+    emu.set_faults(error_rate=0.0)
+    again = [_post(emu, "/v1/customers", f"name=n{i}", f"ik-{i}") for i in range(12)]
+    assert [i for i, (status, _) in enumerate(again) if status == 200] == retry_hinted
+
+
+def test_endpoint_rate_limit_counts_each_method_and_path_template(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(endpoint_rate_limit=3)
+    client = client_factory(emu.url)
+    ids = [client.v1.customers.create(params={"name": f"c{i}"}).id for i in range(3)]
+    with pytest.raises(stripe.RateLimitError) as err:
+        client.v1.customers.create(params={"name": "one too many"})
+    assert _code(err.value) == "rate_limit"
+    # `POST /v1/customers/{id}` is another endpoint, whichever customer it names
+    for i, customer_id in enumerate(ids):
+        client.v1.customers.update(customer_id, params={"name": f"u{i}"})
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.customers.update(ids[0], params={"name": "again"})
+    client.v1.customers.list()  # and reads are a third
+    assert len(emu.objects("customer")) == 3
+    assert [r["fault"] for r in emu.requests()].count("rate_limit") == 2
+
+
+def test_endpoint_rate_limit_defaults_to_stripes_25(emulator_factory) -> None:
+    assert Emulator().settings()["endpoint_rate_limit"] == 25
+    assert emulator_factory(endpoint_rate_limit=25).settings()["endpoint_rate_limit"] == 25

@@ -13,7 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError, TokenBucket
+from dbt_stripe_sync.gateway import (
+    CircuitBreaker,
+    StripeGateway,
+    StripeRequestError,
+    StripeUnavailableError,
+    TokenBucket,
+    endpoint_template,
+    last_request_id,
+)
+from dbt_stripe_sync.gateway.rate_limit import PACING_SHARE
 from dbt_stripe_sync.gateway.retry import Backoff, parse_retry_after
 from dbt_stripe_sync.secrets import InvalidApiKeyError
 
@@ -50,6 +59,8 @@ def server():
 
 @pytest.fixture
 def sleeps() -> list[float]:
+    """Backoff waits only: the rate limiter's pacing has its own sleep (`pacing_sleep`), so no count
+    here depends on how fast the machine sends requests."""
     return []
 
 
@@ -60,6 +71,7 @@ def make_gateway(server, sleeps):
     def make(**kw) -> StripeGateway:
         kw.setdefault("api_base", server.url)
         kw.setdefault("rate_limit", 1000.0)
+        kw.setdefault("endpoint_rate_limit", 1000.0)
         kw.setdefault("sleep", sleeps.append)
         kw.setdefault("rng", random.Random(7))
         kw.setdefault("timeout_s", 5.0)
@@ -303,27 +315,29 @@ def test_token_bucket_never_exceeds_rate_in_any_one_second_window():
 
 def test_gateway_keeps_to_rate_with_injected_clock(server, make_gateway):
     clock = FakeClock()
-    gw = make_gateway(rate_limit=10.0, clock=clock, sleep=clock.sleep)
+    gw = make_gateway(rate_limit=10.0, clock=clock, pacing_sleep=clock.sleep)
     for _ in range(30):
         gw.request("get", "/v1/customers/cus_1")
-    assert clock.now - 1000.0 == pytest.approx(2.9)
+    assert clock.now - 1000.0 == pytest.approx(29 / (10.0 * PACING_SHARE))  # just under the limit
     assert len(server.requests) == 30
 
 
 def test_search_has_its_own_lower_limit(server, make_gateway):
     clock = FakeClock()
     server.handler = lambda rec: Reply(200, {"object": "search_result", "data": [], "has_more": False})
-    gw = make_gateway(rate_limit=100.0, search_rate_limit=5.0, clock=clock, sleep=clock.sleep)
+    gw = make_gateway(rate_limit=100.0, search_rate_limit=5.0, clock=clock, pacing_sleep=clock.sleep)
     for _ in range(15):
         list(gw.search_all("/v1/customers", "email:'a@b.c'"))
-    assert clock.now - 1000.0 == pytest.approx(2.8)
+    assert clock.now - 1000.0 == pytest.approx(14 / (5.0 * PACING_SHARE))
 
 
 def test_default_rates_by_key_mode(make_gateway):
-    assert make_gateway(rate_limit=None)._limiter.rate == 25.0
-    live = make_gateway(rate_limit=None, api_key="rk_live_" + "x" * 24)
-    assert live._limiter.rate == 100.0 and live.mode == "live"
-    assert live._search_limiter.rate == 20.0
+    test = make_gateway(rate_limit=None, endpoint_rate_limit=None)
+    assert (test.limiter.global_limit, test.limiter.endpoint_limit, test.limiter.search_limit) == (25, 25, 20)
+    live = make_gateway(rate_limit=None, endpoint_rate_limit=None, api_key="rk_live_" + "x" * 24)
+    assert (live.limiter.global_limit, live.limiter.endpoint_limit, live.mode) == (100, 25, "live")
+    # requests that may usefully be in flight: rate x 0.5 s (Little's law at Stripe's latency)
+    assert (test.max_in_flight, live.max_in_flight) == (12, 50)
 
 
 def test_token_bucket_is_thread_safe_in_real_time():
@@ -547,10 +561,29 @@ def test_faulty_emulator_every_write_lands_once_and_counts_match():
     emulator_mod = pytest.importorskip("dbt_stripe_sync.emulator")
     if not hasattr(emulator_mod, "Emulator"):
         pytest.skip("dbt_stripe_sync.emulator.Emulator not available yet")
-    em = emulator_mod.Emulator(port=0, error_rate=0.2, drop_rate=0.1, lock_timeout_rate=0.1, seed=3)
+    em = emulator_mod.Emulator(
+        port=0,
+        error_rate=0.2,
+        drop_rate=0.1,
+        lock_timeout_rate=0.1,
+        seed=3,
+        replay_errors=False,  # every 500 retryable under its key: each write must land
+        endpoint_rate_limit=None,
+    )
     em.start()
     try:
-        gw = StripeGateway(KEY, api_base=em.url, rate_limit=200, max_backoff_s=0.05, timeout_s=5)
+        # 30 % of attempts fail on purpose: a breaker that tolerates long streaks keeps the test about
+        # retries (the breaker's own tests are below)
+        breaker = CircuitBreaker(em.url, api_base_env=None, failures_to_open=40, unreachable_after=40)
+        gw = StripeGateway(
+            KEY,
+            api_base=em.url,
+            rate_limit=200,
+            endpoint_rate_limit=200,
+            max_backoff_s=0.05,
+            timeout_s=5,
+            breaker=breaker,
+        )
 
         def create(i: int) -> str:
             with gw.scope("stripe_customers"):
@@ -568,3 +601,280 @@ def test_faulty_emulator_every_write_lands_once_and_counts_match():
         assert scoped["stripe_customers"].requests + scoped["listing"].requests == gw.stats.requests
     finally:
         em.stop()
+
+
+# -- circuit breaker: an unreachable or failing Stripe ends the run in seconds ----------------------
+
+
+def _closed_port() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"  # nothing listens there once the socket is closed
+
+
+def test_closed_port_opens_the_breaker_after_three_refused_connects(make_gateway, sleeps):
+    base = _closed_port()
+    gw = make_gateway(api_base=base, api_base_env="STRIPE_API_BASE", max_retries=8)
+    with pytest.raises(StripeUnavailableError) as ei:
+        gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="ik-1")
+    e = ei.value
+    assert (e.status, e.retryable, e.attempts, e.outcome_unknown) == (None, True, 3, False)
+    assert isinstance(e, StripeRequestError)
+    assert base in str(e) and "STRIPE_API_BASE" in str(e) and "pending" in str(e)
+    assert gw.unavailable == e.message
+    assert (gw.stats.requests, gw.stats.connection_errors, gw.stats.retries) == (3, 3, 2)
+    assert len(sleeps) == 2
+    # every further request fails at once, without a network call
+    with pytest.raises(StripeUnavailableError):
+        gw.request("get", "/v1/customers/cus_1")
+    assert gw.stats.requests == 3
+
+
+def test_real_host_unreachable_says_stripe_api_base_is_not_set():
+    breaker = CircuitBreaker("https://api.stripe.com", api_base_env=None, clock=lambda: 0.0)
+    for _ in range(3):
+        breaker.record_failure("NameResolutionError: no address", connected=False, started_at=0.0)
+    assert breaker.reason is not None
+    assert breaker.reason.startswith("api.stripe.com is unreachable")
+    assert "STRIPE_API_BASE is not set — set it to your emulator/localstripe URL if you meant one" in (
+        breaker.reason
+    )
+
+
+def test_breaker_counts_failures_across_requests_not_per_request(server, make_gateway):
+    server.handler = lambda rec: error(503, message="down")
+    gw = make_gateway(max_retries=1)  # 2 attempts per request
+    for _ in range(4):  # the 8th attempt opens the circuit; its own 503 is what it reports
+        with pytest.raises(StripeRequestError) as ei:
+            gw.request("get", "/v1/customers/cus_1")
+        assert not isinstance(ei.value, StripeUnavailableError) and ei.value.status == 503
+    with pytest.raises(StripeUnavailableError) as ei:
+        gw.request("get", "/v1/customers/cus_2")
+    assert "failed 8 requests in a row" in str(ei.value) and server.url in str(ei.value)
+    assert len(server.requests) == gw.stats.requests == 8
+
+
+def test_a_success_resets_the_streak(server, make_gateway):
+    server.script(*[error(503)] * 7, Reply(), *[error(503)] * 7, Reply())
+    gw = make_gateway(max_retries=10)
+    gw.request("get", "/v1/customers/cus_1")
+    gw.request("get", "/v1/customers/cus_1")
+    assert gw.unavailable is None and len(server.requests) == 16
+
+
+def test_replayed_5xx_and_4xx_do_not_count_as_outage(server, make_gateway):
+    replayed = error(500, headers={"Idempotent-Replayed": "true"})
+    server.script(*[error(400)] * 10, *[replayed] * 10)
+    gw = make_gateway()
+    for i in range(20):
+        with pytest.raises(StripeRequestError):
+            gw.request("post", "/v1/customers", {"n": str(i)}, idempotency_key=f"ik-{i}")
+    assert gw.unavailable is None and len(server.requests) == 20
+
+
+def test_breaker_opens_on_failures_spanning_15s_without_success():
+    clock = FakeClock()
+    breaker = CircuitBreaker("http://127.0.0.1:1", api_base_env=None, clock=clock)
+    breaker.record_success()
+    clock.now += 60  # an idle minute since the last success does not count
+    started = clock.now
+    clock.now += 0.1
+    breaker.record_failure("ReadTimeoutError", connected=True, started_at=started)
+    clock.now += 14.7
+    breaker.record_failure("ReadTimeoutError", connected=True, started_at=clock.now)
+    assert breaker.reason is None  # the streak spans 14.8 s
+    clock.now += 0.3
+    breaker.record_failure("ReadTimeoutError", connected=True, started_at=clock.now)
+    assert breaker.reason is not None and "over 15s" in breaker.reason
+
+
+def test_hung_stripe_opens_the_breaker_once_attempts_started_15s_ago():
+    clock = FakeClock()
+    breaker = CircuitBreaker("http://127.0.0.1:1", api_base_env=None, clock=clock)
+    clock.now += 30  # two attempts that began together time out 30 s later
+    breaker.record_failure("ReadTimeoutError", connected=True, started_at=clock.now - 30)
+    assert breaker.reason is None
+    breaker.record_failure("ReadTimeoutError", connected=True, started_at=clock.now - 30)
+    assert breaker.reason is not None
+
+
+def test_open_breaker_cuts_short_a_retry_loop_that_is_waiting(server, make_gateway):
+    """A request sleeping out a 30 s Retry-After stops at once when other requests open the circuit."""
+    server.handler = lambda rec: error(503, headers={"Retry-After": "30"})
+    gw = make_gateway(sleep=None, max_retries=8)  # the real, breaker-aware wait
+    outcome: dict[str, object] = {}
+
+    def waiting_request() -> None:
+        start = time.monotonic()
+        try:
+            gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="ik-wait")
+        except StripeRequestError as exc:
+            outcome["error"] = exc
+        outcome["took"] = time.monotonic() - start
+
+    thread = threading.Thread(target=waiting_request)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(7):  # failures 2..8 across other requests (no retries) open the circuit
+        with pytest.raises(StripeRequestError):
+            _no_retry_get(gw, i)
+    thread.join(25)
+    assert not thread.is_alive()
+    e = outcome["error"]
+    assert isinstance(e, StripeUnavailableError) and e.outcome_unknown is True  # the 503 was a write
+    assert outcome["took"] < 25  # far less than the 30 s it was told to wait
+    assert len(server.requests) == gw.stats.requests == 8
+
+
+def _no_retry_get(gw: StripeGateway, i: int) -> None:
+    saved, gw.max_retries = gw.max_retries, 0
+    try:
+        gw.request("get", f"/v1/customers/cus_{i}")
+    finally:
+        gw.max_retries = saved
+
+
+def test_a_request_gives_up_after_its_time_budget(server, make_gateway):
+    clock = FakeClock()
+    server.handler = lambda rec: error(503, headers={"Retry-After": "4"})
+    gw = make_gateway(
+        clock=clock, sleep=clock.sleep, pacing_sleep=clock.sleep, max_retries=20, max_request_time_s=10
+    )
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("get", "/v1/customers/cus_1")
+    assert ei.value.attempts == 3 and "10s limit per request" in str(ei.value)
+    assert clock.sleeps == [4.0, 4.0] and len(server.requests) == 3
+
+
+# -- Stripe's saved 500s and outcome_unknown --------------------------------------------------------
+
+
+def test_replayed_500_on_keyed_post_stops_retrying_and_says_outcome_unknown(server, make_gateway):
+    server.script(error(500), error(500, headers={"Idempotent-Replayed": "true"}), Reply())
+    gw = make_gateway(max_retries=8)
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="ik-saved")
+    e = ei.value
+    assert (e.status, e.replayed, e.outcome_unknown, e.retryable, e.attempts) == (500, True, True, True, 2)
+    assert "look the object up" in str(e)
+    assert len(server.requests) == 2 and gw.stats.retries == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "replies", "unknown"),
+    [
+        ("post", "ik", [Reply(action="drop")] * 2, True),  # lost response to a write
+        ("delete", None, [error(503)] * 2, True),
+        ("post", "ik", [error(400)], False),  # Stripe refused it: nothing applied
+        ("post", "ik", [error(429, "rate_limit")] * 2, False),
+        ("get", None, [error(503)] * 2, False),  # a read changes nothing
+    ],
+)
+def test_outcome_unknown_on_every_error(server, make_gateway, method, key, replies, unknown):
+    server.script(*replies)
+    gw = make_gateway(max_retries=1)
+    with pytest.raises(StripeRequestError) as ei:
+        gw.request(method, "/v1/customers/cus_1", idempotency_key=key)
+    assert ei.value.outcome_unknown is unknown and ei.value.replayed is False
+
+
+def test_saved_500_against_the_emulator_whose_write_was_applied():
+    emulator_mod = pytest.importorskip("dbt_stripe_sync.emulator")
+    with emulator_mod.Emulator(error_rate=1.0, error_applied_rate=1.0, seed=_saved_500_seed()) as em:
+        gw = StripeGateway(KEY, api_base=em.url, max_backoff_s=0.01)
+        with pytest.raises(StripeRequestError) as ei:
+            gw.request("post", "/v1/customers", {"name": "Ada"}, idempotency_key="ik-ada")
+        assert ei.value.replayed and ei.value.outcome_unknown and ei.value.attempts == 2
+        assert [(r["status"], r["replayed"]) for r in em.requests()] == [(500, False), (500, True)]
+        assert len(em.objects("customer")) == 1  # applied, though every answer said 500
+        gw.close()
+
+
+def _saved_500_seed() -> int:
+    """A seed whose first fault draw is a 500 the emulator saves (no Stripe-Should-Retry)."""
+    from dbt_stripe_sync.emulator.faults import FaultConfig, Faults
+
+    for seed in range(50):
+        draw = Faults(FaultConfig(error_rate=1.0, seed=seed)).draw(write=True)
+        if not draw.should_retry:
+            return seed
+    raise AssertionError("no such seed")
+
+
+# -- Stripe's limits: global, per endpoint, search, in flight -----------------------------------------
+
+
+def test_endpoint_template_is_method_plus_path_with_ids():
+    assert endpoint_template("post", "/v1/customers") == "POST /v1/customers"
+    assert endpoint_template("post", "/v1/customers/cus_123") == "POST /v1/customers/{id}"
+    assert endpoint_template("get", "/v1/customers/search") == "GET /v1/customers/search"
+    assert endpoint_template("post", "/v1/products/my-own-id") == "POST /v1/products/{id}"
+    assert endpoint_template("post", "/v1/invoices/in_1/finalize") == "POST /v1/invoices/{id}/finalize"
+    assert endpoint_template("get", "/v1/quotes/qt_1/line_items") == "GET /v1/quotes/{id}/line_items"
+    assert endpoint_template("delete", "/v1/customers/cus_1") == "DELETE /v1/customers/{id}"
+
+
+def test_each_endpoint_is_paced_under_its_own_limit_and_the_global_one(server, make_gateway):
+    clock = FakeClock()
+    gw = make_gateway(rate_limit=100.0, endpoint_rate_limit=25.0, clock=clock, pacing_sleep=clock.sleep)
+    for i in range(50):  # one endpoint: 25/s binds
+        gw.request("post", f"/v1/customers/cus_{i}", {"name": "x"}, idempotency_key=f"ik-{i}")
+    assert clock.now - 1000.0 == pytest.approx(49 / (25 * PACING_SHARE))
+    start = clock.now
+    paths = ["/v1/customers", "/v1/products", "/v1/prices", "/v1/invoiceitems", "/v1/quotes"]
+    for i in range(100):  # five endpoints in turn: only the global 100/s binds
+        gw.request("post", paths[i % 5], {"n": str(i)}, idempotency_key=f"ik-all-{i}")
+    assert clock.now - start == pytest.approx(100 / (100 * PACING_SHARE), rel=0.02)
+
+
+def test_in_flight_requests_never_exceed_max_in_flight(server, make_gateway):
+    active, most, lock = [0], [0], threading.Lock()
+
+    def slow(rec: Recorded) -> Reply:  # counts requests being handled; done before the reply is sent
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return Reply(200, {"id": "x"})
+
+    server.handler = slow
+    gw = make_gateway(max_in_flight=2)
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: gw.request("get", f"/v1/customers/cus_{i}"), range(6)))
+    assert len(server.requests) == 6 and most[0] <= 2 and gw.max_in_flight == 2
+
+
+# -- plain HTTP: headers, Request-Id, Stripe-Account ---------------------------------------------------
+
+
+def test_headers_and_request_id_of_each_call(server, make_gateway):
+    import stripe
+
+    gw = make_gateway()
+    assert last_request_id() is None or isinstance(last_request_id(), str)
+    gw.request("post", "/v1/customers", {"name": "x"}, idempotency_key="ik-h", stripe_account="acct_9")
+    assert last_request_id() == "req_1"
+    gw.request("get", "/v1/customers/cus_1")
+    assert last_request_id() == "req_2"
+    post, get = server.requests
+    assert post.headers["stripe-version"] == stripe.api_version
+    assert post.headers["stripe-account"] == "acct_9" and "stripe-account" not in get.headers
+    assert post.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert post.headers["user-agent"].startswith("dbt-stripe-sync/")
+    assert "idempotency-key" not in get.headers
+
+
+def test_request_id_is_per_thread_context(server, make_gateway):
+    gw = make_gateway()
+    gw.request("get", "/v1/customers/cus_1")
+    seen: list[str | None] = []
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: seen.append(last_request_id())).result()
+    assert seen == [None] and last_request_id() == "req_1"

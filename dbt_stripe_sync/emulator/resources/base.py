@@ -36,6 +36,7 @@ class Route:
     write: bool = False
     search: bool = False
     not_unsettable: frozenset[str] = frozenset()
+    template: str = ""  # "POST /v1/customers/{id}": Stripe's unit of per-endpoint rate limits
 
 
 def route(
@@ -59,6 +60,7 @@ def route(
         method in ("POST", "DELETE"),
         search,
         not_unsettable,
+        f"{method} {path}",
     )
 
 
