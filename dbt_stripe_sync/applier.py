@@ -13,6 +13,7 @@ import contextvars
 import datetime as dt
 import json
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -163,22 +164,30 @@ class Applier:
             return 0
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         same_key: list[Change] = []
-        new_key: list[Change] = []
-        settled: list[LedgerEntry] = []
+        untrusted: list[tuple[LedgerEntry, Change, bool]] = []  # (entry, change, key burnt)
         for entry in pending:
             change = change_from_pending(entry)
             burnt = bool(json.loads(entry.pending_json or "{}").get("key_burnt"))
             expired = entry.updated_at is not None and L.utcnow() - entry.updated_at >= window
-            if not (burnt or expired):
+            if burnt or expired:
+                untrusted.append((entry, change, burnt))
+            else:
                 same_key.append(change)
+        try:
+            found: dict[str, WriteResult] | None = self._find_created(
+                config, adapter, [(e, c) for e, c, _ in untrusted]
+            )
+        except StripeRequestError:  # the look-up failed: creates stay pending, never re-sent blind
+            found = None
+        settled: list[LedgerEntry] = []
+        new_key: list[Change] = []
+        for entry, change, burnt in untrusted:
+            if found is None and change.action in ("create", "replace"):
                 continue
-            if change.action in ("create", "replace"):
-                found = self._find_created(config, adapter, change, entry)
-                if found is not None:
-                    settled.append(self._outcome(config, change, found))
-                    result.add(CREATED if change.action == "create" else UPDATED, change.key)
-                    continue
-            if burnt:
+            if found is not None and change.key in found:
+                settled.append(self._outcome(config, change, found[change.key]))
+                result.add(CREATED if change.action == "create" else UPDATED, change.key)
+            elif burnt:
                 attempt = (entry.attempts or 0) + 1
                 new_key.append(replace(change, idempotency_key=f"{change.idempotency_key}_n{attempt}"))
             else:  # expired: nothing was created under it; the key is as good as new
@@ -189,17 +198,34 @@ class Applier:
         return len(pending)
 
     def _find_created(
-        self, config: SyncConfig, adapter: StripeObject, change: Change, entry: LedgerEntry
-    ) -> WriteResult | None:
-        """What a pending create (or a price replacement) made before its outcome was lost, if anything."""
-        since = calendar.timegm(entry.updated_at.timetuple()) if entry.updated_at else None
+        self, config: SyncConfig, adapter: StripeObject, candidates: Sequence[tuple[LedgerEntry, Change]]
+    ) -> dict[str, WriteResult]:
+        """What pending creates (and price replacements) made before their outcome was lost: one list
+        scan from the earliest of their checkpoints, matched by tag. Keys found map to the object."""
+        creating = [(e, c) for e, c in candidates if c.action in ("create", "replace")]
+        if not creating:
+            return {}
+        times = [calendar.timegm(e.updated_at.timetuple()) for e, _ in creating if e.updated_at]
+        out: dict[str, WriteResult] = {}
         with self.gw.scope(config.name):
-            found = adoption.find_one(self.gw, adapter, config.name, entry.source_key, since=since)
-            if found is None or found["id"] == change.stripe_id:
-                return None  # nothing new carries the row's tag: the write did not happen
-            if change.action == "replace" and change.stripe_id:  # the new price exists: archive the old
-                adapter.delete(self.gw, change.stripe_id, config, f"{change.idempotency_key}_archive")
-        return WriteResult(found["id"], L.SYNCED, "created", f"found {found['id']} by its tag; not re-sent")
+            tagged = adoption.scan(self.gw, adapter, config.name, since=min(times) if times else None)
+            found = adoption.adopt_by_key(adapter.name, tagged, config.name, [c.key for _, c in creating])
+            for _, change in creating:
+                obj = found.get(change.key)
+                if obj is None or obj["id"] == change.stripe_id:
+                    continue  # nothing new carries the row's tag: the write did not happen
+                if change.action == "replace" and change.stripe_id:  # the new price exists: archive the old
+                    try:  # archiving sets a value: a fresh key each time is safe (an old one may be burnt)
+                        adapter.delete(
+                            self.gw,
+                            change.stripe_id,
+                            config,
+                            f"{change.idempotency_key}_a{uuid.uuid4().hex[:8]}",
+                        )
+                    except StripeRequestError:
+                        continue  # stays pending: the next pass finds the new price again
+                out[change.key] = WriteResult(obj["id"], L.SYNCED, "created", f"found {obj['id']} by its tag")
+        return out
 
     # ---- internals ------------------------------------------------------------------------------
     def _send_in_batches(

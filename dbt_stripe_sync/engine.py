@@ -292,8 +292,9 @@ def _run_one(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
             applier.apply(plan, adapter, result)
-            if not _unreachable(gw):  # a write whose key Stripe burnt with a saved 5xx: settle it now
-                applier.recover(config, adapter, result, only_burnt=True)
+            for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
+                if _unreachable(gw) or not applier.recover(config, adapter, result, only_burnt=True):
+                    break
             waiting = store.count_still_rejected(config.name, run_id)
             if waiting:
                 summary.status = "partial"
@@ -331,6 +332,9 @@ def _run_one(
     except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
     return summary
+
+
+BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run
 
 
 def _unreachable(gw: StripeGateway) -> str | None:
