@@ -26,6 +26,7 @@ from dbt_stripe_sync.plan import SyncPlan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
+from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.warehouse import Warehouse
@@ -41,6 +42,10 @@ class Invocation:
     vars: dict[str, Any] = field(default_factory=dict)
     output: str | None = None  # plan: write the plan as JSON here
     sample: int = 5
+    exclude: tuple[str, ...] = ()  # dbt selection: --exclude, --selector, --state (see selection.py)
+    selector: str | None = None
+    state: str | None = None
+    full_refresh: bool = False  # re-send every selected row as if never synced (no deletes)
 
 
 @dataclass
@@ -73,15 +78,10 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
 def prepare(inv: Invocation, out: TextIO) -> Prepared:
     wh = Warehouse.open(inv.project_dir, inv.profiles_dir, inv.target, inv.vars)
     try:
-        stale = P.manifest_is_stale(wh.project_root, wh.target_path)
-        if stale:
-            raise UsageError(
-                f"{stale} changed after target/manifest.json was written, so the stripe_sync blocks read "
-                "would be out of date; run `dbt parse` (or `dbt run`) first"
-            )
-        project = P.load_project(wh.target_path)
+        project = P.load_project(wh.manifest, wh.target_path, wh.target.name)
         settings = load_settings({"dbt_stripe_sync": wh.vars}, inv.vars)
-        selected = P.select(project, inv.select)
+        selection = SelectionArgs(inv.select, inv.exclude, inv.selector, inv.state)
+        selected = P.select(project, wh.config, selection)
         known = {n.name: n for n in project.nodes.values()}
         blocks = []
         skipped: list[SyncSummary] = []
@@ -104,6 +104,9 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                 raise ConfigError(relevant) from None
             # the problems are all in unselected models: the selected blocks are valid as they are
             all_configs = [build(b.model, b.unique_id, b.block) for b in blocks]
+        stale = P.stale(project, selected) if inv.command != "validate" else None
+        if stale:  # after config problems: those need no dbt run to fix
+            raise UsageError(stale)
         if unbuilt and inv.command != "validate":  # config problems first: they need no dbt run to fix
             names = " ".join(u.split(":")[0] for u in unbuilt)
             raise UsageError("; ".join(unbuilt) + f" — run `dbt run -s {names}` first")
