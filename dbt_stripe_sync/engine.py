@@ -56,6 +56,7 @@ class Prepared:
     configs: list[SyncConfig]  # selected, in sync order
     relations: dict[str, str]  # model name -> relation
     skipped: list[SyncSummary]
+    unbuilt: list[str] = field(default_factory=list)  # selected models whose relation does not exist
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
@@ -65,6 +66,8 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
         if inv.command == "validate":
             names = ", ".join(c.model for c in prepared.configs) or "none selected"
             out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
+            if prepared.unbuilt:
+                out.write(_unchecked_columns(prepared))
             return 0
         gateway = _gateway(prepared.settings, prepared.wh.target.name)
         if inv.command == "plan":
@@ -72,6 +75,14 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
         return _run(prepared, gateway, out)
     finally:
         prepared.wh.close()
+
+
+def _unchecked_columns(prep: Prepared) -> str:
+    names = " ".join(u.split(":")[0] for u in prep.unbuilt)
+    return (
+        f"columns not checked for {names}: not built on target {prep.wh.target.name!r} "
+        f"(its relation does not exist); run `dbt run -s {names}`, then validate again\n"
+    )
 
 
 # ---- preparation (shared by run, plan and validate; writes nothing) ---------------------------
@@ -128,7 +139,7 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                     )
                 )
                 order.remove(name)
-        return Prepared(wh, settings, project, [configs[n] for n in order], relations, skipped)
+        return Prepared(wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt)
     except BaseException:
         wh.close()
         raise
