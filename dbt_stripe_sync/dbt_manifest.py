@@ -80,4 +80,8 @@ def ensure_package_macros(config: Any, manifest: Any) -> str:
     # the manifest caches its macro look-ups: drop them so the added macros are found
     manifest._macros_by_name = None
     manifest._macros_by_package = None
+    # dispatch searches [root project, package] only for a namespace that is a dependency: register it,
+    # so a project's own default__/<adapter>__ override wins over the shipped macro as it would otherwise
+    if config.dependencies is not None:
+        config.dependencies[PACKAGE_NAME] = package
     return "shipped"

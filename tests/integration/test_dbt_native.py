@@ -326,3 +326,22 @@ def test_cli_entry_point_runs_from_a_subprocess(dbt_project):
     )
     assert proc.returncode == 0, proc.stderr
     assert "OK: 7 stripe_sync block(s) valid" in proc.stdout
+
+
+# ---- zero-config macros -----------------------------------------------------------------------------
+def test_without_packages_yml_the_shipped_macros_run_and_project_overrides_still_win(dbt_project):
+    (dbt_project.path / "packages.yml").unlink()
+    shutil.rmtree(dbt_project.path / "dbt_packages")
+    proc = dbt_project.sync("run", "-s", "stripe_customers")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(dbt_project.ledger("stripe_customers")) == len(dbt_project.read_seed("raw_customers"))
+
+    # a project macro overrides one of the package's dispatched macros, as adapter.dispatch promises
+    (dbt_project.path / "macros").mkdir(exist_ok=True)
+    (dbt_project.path / "macros" / "override.sql").write_text(
+        "{% macro default__key_check_sql(model_relation, key_column) %}"
+        "{{ return(\"select 'from-the-project' as k, 2 as n\") }}{% endmacro %}\n"
+    )
+    proc = dbt_project.sync("plan", "-s", "stripe_customers")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "'from-the-project' (2 rows)" in proc.stdout + proc.stderr
