@@ -19,6 +19,8 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
 from dbt_stripe_sync.errors import SyncAborted, UsageError
+from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
+from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
@@ -57,6 +59,7 @@ class Prepared:
     relations: dict[str, str]  # model name -> relation
     skipped: list[SyncSummary]
     unbuilt: list[str] = field(default_factory=list)  # selected models whose relation does not exist
+    full_refresh: bool = False
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
@@ -139,7 +142,9 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                     )
                 )
                 order.remove(name)
-        return Prepared(wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt)
+        return Prepared(
+            wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt, inv.full_refresh
+        )
     except BaseException:
         wh.close()
         raise
@@ -185,6 +190,8 @@ def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> in
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
     ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
+    if prep.full_refresh:
+        out.write(FULL_REFRESH_NOTICE)
     for config in prep.configs:
         plans.append(_make_plan(prep, config, gw, store if store.exists() else None, ledger_relation))
     print_plan(out, plans, sample=inv.sample)
@@ -198,20 +205,29 @@ def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> in
 
 
 def _make_plan(
-    prep: Prepared, config: SyncConfig, gw: StripeGateway, store: StateStore | None, ledger_relation: str
+    prep: Prepared,
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    run_id: str | None = None,
 ) -> SyncPlan:
+    refresh = prep.full_refresh and store is not None
     diff = run_diff(
         prep.wh,
         config,
         prep.relations[config.model],
-        ledger_relation,
-        include_deletes=config.delete == "delete" and config.mode == "upsert",
+        refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
+        include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
         retry_rejected=prep.settings.retry_rejected,
     )
     crashpoint("after_diff")
     lookups = gather(config, diff, gw, store)
     live = store.count_live(config.name) if store is not None else 0
-    return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live)
+    token = (run_id or "plan") if prep.full_refresh else None
+    return build_plan(
+        config, adapter_for(config.object), prep.settings, diff, lookups, live, full_refresh=token
+    )
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -221,6 +237,8 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
     run_id = uuid.uuid4().hex
     applier = Applier(store, gw, prep.settings, run_id)
     summaries: list[SyncSummary] = list(prep.skipped)
+    if prep.full_refresh:
+        out.write(FULL_REFRESH_NOTICE)
     for config in prep.configs:
         summaries.append(_run_one(prep, config, store, gw, applier, run_id))
     print_summary(out, summaries)
@@ -239,7 +257,7 @@ def _run_one(
     try:
         applier.recover(config, adapter, result)
         crashpoint("after_recover")
-        plan = _make_plan(prep, config, gw, store, store.ledger)
+        plan = _make_plan(prep, config, gw, store, store.ledger, run_id)
         crashpoint("after_plan")
         summary.unchanged = plan.unchanged
         if plan.blocked:

@@ -96,6 +96,7 @@ def build_plan(
     diff: DiffResult,
     lookups: Lookups,
     live_objects: int,
+    full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []
@@ -104,7 +105,7 @@ def build_plan(
         if row.change == "deleted":
             change = _plan_delete(config, adapter, row)
         else:
-            change = _plan_row(config, adapter, settings, row, lookups, seen_match)
+            change = _plan_row(config, adapter, settings, row, lookups, seen_match, full_refresh)
         if change is not None:
             changes.append(change)
     deletes = sum(1 for c in changes if c.action == "delete")
@@ -166,6 +167,7 @@ def _plan_row(
     row: DiffRow,
     lookups: Lookups,
     seen_match: dict[str, str],
+    full_refresh: str | None = None,
 ) -> Change:
     entry = row.ledger
     attempt = (entry.attempts or 0) if entry else 0
@@ -246,6 +248,8 @@ def _plan_row(
     same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
     before = from_json(entry.payload_json) if same_object and entry else {}
     params = changed_fields(before, flat) if same_object else {k: v for k, v in flat.items()}
+    if full_refresh and same_object:  # the whole payload, but create-only fields only when they changed
+        params = {**{k: v for k, v in flat.items() if not adapter.immutable_fields({k: v})}, **params}
     action = "update"
     if entry is not None and entry.status == L.ARCHIVED and same_object:
         action = "restore"
@@ -262,6 +266,7 @@ def _plan_row(
             action, note = "replace", note_or_reason
             params = {k: v for k, v in flat.items() if v != CLEAR}
             params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
+    key_action = f"{action}:{full_refresh}" if full_refresh else action  # a refresh is a new write
     return Change(
         key=row.key,
         action=action,
@@ -270,7 +275,7 @@ def _plan_row(
         full=flat,
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
-        idempotency_key=idempotency_key(config.name, row.key, action, row.row_hash, attempt),
+        idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),
         reason=note,
         ledger=entry,
     )
