@@ -31,31 +31,54 @@ def _dbt_options(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("DBT_PROFILES_DIR"),
         help="directory of profiles.yml (env DBT_PROFILES_DIR; default: project dir, then ~/.dbt)",
     )
-    p.add_argument("--target", "-t", default=os.environ.get("DBT_TARGET"), help="dbt target (env DBT_TARGET)")
+    p.add_argument(
+        "--target",
+        "-t",
+        default=os.environ.get("DBT_TARGET"),
+        help="dbt target whose relations are read and whose schema holds the ledger (env DBT_TARGET)",
+    )
     p.add_argument(
         "--select",
         "-s",
-        action="append",
+        nargs="+",
+        action="extend",
         default=[],
         metavar="SELECTOR",
-        help="models to sync: names, globs, tag:x, path:x, +x, x+ (repeatable)",
+        help="models to sync, as dbt selects them: names, tag:x, path:x, config.x:y, state:modified, "
+        "+x, x+, a,b (intersection), a b (union)",
     )
+    p.add_argument(
+        "--exclude", nargs="+", action="extend", default=[], metavar="SELECTOR", help="as dbt's --exclude"
+    )
+    p.add_argument("--selector", default=None, help="a selector defined in selectors.yml")
+    p.add_argument("--state", default=None, metavar="DIR", help="artifacts state: selectors compare with")
     p.add_argument("--vars", default=None, help="dbt vars as YAML/JSON, e.g. '{dbt_stripe_sync: {...}}'")
+    _verbose(p)
+
+
+def _verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbt-stripe-sync",
-        description="Sync dbt models annotated with a stripe_sync meta block to Stripe.",
+        description="Sync dbt models annotated with a stripe_sync meta block to Stripe. Options may come "
+        "before or after the sub-command; no sub-command means run.",
     )
     parser.add_argument("--version", action="version", version=f"dbt-stripe-sync {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="sync every selected model (the default)")
     _dbt_options(run)
     plan = sub.add_parser("plan", help="show what would change, field by field; writes nothing anywhere")
     _dbt_options(plan)
+    for p in (run, plan):
+        p.add_argument(
+            "--full-refresh",
+            action="store_true",
+            help="re-send every row of the selected syncs as if never synced (matched objects are "
+            "updated, never duplicated; no deletes are inferred)",
+        )
     plan.add_argument("--output", "-o", help="also write the plan as JSON to this file")
     plan.add_argument("--sample", type=int, default=5, help="rows shown per action (default 5)")
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
@@ -64,9 +87,43 @@ def build_parser() -> argparse.ArgumentParser:
     from dbt_stripe_sync.emulator import add_arguments
 
     add_arguments(emulator)
+    _verbose(emulator)
     demo = sub.add_parser("demo", help="build the bundled example on DuckDB and sync it to the emulator")
     demo.add_argument("--workdir", help="where to copy the example project (default: a temporary directory)")
+    _verbose(demo)
     return parser
+
+
+# Options that take exactly one value: the token after one is never the sub-command.
+_ONE_VALUE = {
+    "--project-dir",
+    "--profiles-dir",
+    "--target",
+    "-t",
+    "--vars",
+    "--selector",
+    "--state",
+    "--output",
+    "-o",
+    "--sample",
+    "--workdir",
+}
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """Put the sub-command first, wherever it was given (`-v plan` == `plan -v`); none means run."""
+    argv = list(argv)
+    if any(a in {"-h", "--help", "--version"} for a in argv[:1]):
+        return argv
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in COMMANDS:
+            return [token, *argv[:i], *argv[i + 1 :]]
+        if token == "--":
+            break
+        i += 2 if token in _ONE_VALUE else 1
+    return ["run", *argv]
 
 
 def _parse_vars(text: str | None) -> dict:
@@ -87,15 +144,13 @@ def _parse_vars(text: str | None) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help", "--version"}):
-        argv = ["run", *argv]
-    verbose = "-v" in argv or "--verbose" in argv
+    argv = normalize_argv(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return 2 if exc.code not in (0, None) else 0
+    verbose = bool(getattr(args, "verbose", False))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -117,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiles_dir=args.profiles_dir,
             target=args.target,
             select=tuple(args.select),
+            exclude=tuple(args.exclude),
+            selector=args.selector,
+            state=args.state,
+            full_refresh=getattr(args, "full_refresh", False),
             vars=_parse_vars(args.vars),
             output=getattr(args, "output", None),
             sample=getattr(args, "sample", 5),

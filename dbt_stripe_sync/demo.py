@@ -14,8 +14,10 @@ from pathlib import Path
 
 from dbt_stripe_sync.errors import UsageError
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "integration_tests"
+_HERE = Path(__file__).resolve().parent
+# the example dbt project: inside the wheel, or integration_tests/ of a source checkout
+_CANDIDATES = (_HERE / "demo_project", _HERE.parent / "integration_tests")
+EXAMPLE = next((p for p in _CANDIDATES if (p / "dbt_project.yml").exists()), _CANDIDATES[0])
 DEMO_KEY = "sk_test_demo"
 
 
@@ -47,17 +49,21 @@ def _sync(project: Path, label: str, emulator) -> int:
 
 def run_demo(workdir: str | None = None) -> int:
     if not (EXAMPLE / "dbt_project.yml").exists():
-        raise UsageError("the demo needs the example project integration_tests/ of a source checkout")
+        raise UsageError(
+            f"the example project is missing from this installation ({EXAMPLE}); "
+            "reinstall with `pip install --force-reinstall 'dbt-stripe-sync[duckdb]'`"
+        )
     from dbt_stripe_sync.emulator import Emulator
 
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="dbt-stripe-sync-demo-"))
     project = base / "project"
     if project.exists():
         shutil.rmtree(project)
-    shutil.copytree(
-        EXAMPLE, project, ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb*")
+    # no packages.yml: the SQL macros shipped in the Python package are used (zero-config install)
+    ignore = shutil.ignore_patterns(
+        "target", "dbt_packages", "logs", "*.duckdb*", "packages.yml", "package-lock.yml", "__pycache__"
     )
-    (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    shutil.copytree(EXAMPLE, project, ignore=ignore)
     os.environ.update(
         {
             "DBT_TARGET": "duckdb",
@@ -67,8 +73,7 @@ def run_demo(workdir: str | None = None) -> int:
         }
     )
     print(f"Example dbt project: {project}\nWarehouse: DuckDB at {base / 'demo.duckdb'}")
-    print("$ dbt deps && dbt build")
-    _dbt(project, "deps")
+    print("$ dbt build")
     _dbt(project, "build")
     with Emulator(seed=7) as emulator:
         os.environ["STRIPE_API_BASE"] = emulator.url

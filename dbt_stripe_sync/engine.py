@@ -20,6 +20,8 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
 from dbt_stripe_sync.errors import SyncAborted, UsageError
+from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
+from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
@@ -28,6 +30,7 @@ from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
 from dbt_stripe_sync.run_lock import StateLock, StateLockBusy
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
+from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.warehouse import Warehouse
@@ -43,6 +46,10 @@ class Invocation:
     vars: dict[str, Any] = field(default_factory=dict)
     output: str | None = None  # plan: write the plan as JSON here
     sample: int = 5
+    exclude: tuple[str, ...] = ()  # dbt selection: --exclude, --selector, --state (see selection.py)
+    selector: str | None = None
+    state: str | None = None
+    full_refresh: bool = False  # re-send every selected row as if never synced (no deletes)
 
 
 @dataclass
@@ -53,6 +60,8 @@ class Prepared:
     configs: list[SyncConfig]  # selected, in sync order
     relations: dict[str, str]  # model name -> relation
     skipped: list[SyncSummary]
+    unbuilt: list[str] = field(default_factory=list)  # selected models whose relation does not exist
+    full_refresh: bool = False
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
@@ -62,6 +71,8 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
         if inv.command == "validate":
             names = ", ".join(c.model for c in prepared.configs) or "none selected"
             out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
+            if prepared.unbuilt:
+                out.write(_unchecked_columns(prepared))
             return 0
         gateway = _gateway(prepared.settings, prepared.wh.target.name)
         if inv.command == "plan":
@@ -71,19 +82,22 @@ def execute(inv: Invocation, out: TextIO | None = None) -> int:
         prepared.wh.close()
 
 
+def _unchecked_columns(prep: Prepared) -> str:
+    names = " ".join(u.split(":")[0] for u in prep.unbuilt)
+    return (
+        f"columns not checked for {names}: not built on target {prep.wh.target.name!r} "
+        f"(its relation does not exist); run `dbt run -s {names}`, then validate again\n"
+    )
+
+
 # ---- preparation (shared by run, plan and validate; writes nothing) ---------------------------
 def prepare(inv: Invocation, out: TextIO) -> Prepared:
     wh = _open_warehouse(inv)
     try:
-        stale = P.manifest_is_stale(wh.project_root, wh.target_path)
-        if stale:
-            raise UsageError(
-                f"{stale} changed after target/manifest.json was written, so the stripe_sync blocks read "
-                "would be out of date; run `dbt parse` (or `dbt run`) first"
-            )
-        project = P.load_project(wh.target_path)
+        project = P.load_project(wh.manifest, wh.target_path, wh.target.name)
         settings = load_settings({"dbt_stripe_sync": wh.vars}, inv.vars)
-        selected = P.select(project, inv.select)
+        selection = SelectionArgs(inv.select, inv.exclude, inv.selector, inv.state)
+        selected = P.select(project, wh.config, selection)
         known = {n.name: n for n in project.nodes.values()}
         blocks = []
         skipped: list[SyncSummary] = []
@@ -106,6 +120,9 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                 raise ConfigError(relevant) from None
             # the problems are all in unselected models: the selected blocks are valid as they are
             all_configs = [build(b.model, b.unique_id, b.block) for b in blocks]
+        stale = P.stale(project, selected) if inv.command != "validate" else None
+        if stale:  # after config problems: those need no dbt run to fix
+            raise UsageError(stale)
         if unbuilt and inv.command != "validate":  # config problems first: they need no dbt run to fix
             names = " ".join(u.split(":")[0] for u in unbuilt)
             raise UsageError("; ".join(unbuilt) + f" — run `dbt run -s {names}` first")
@@ -127,7 +144,9 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                     )
                 )
                 order.remove(name)
-        return Prepared(wh, settings, project, [configs[n] for n in order], relations, skipped)
+        return Prepared(
+            wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt, inv.full_refresh
+        )
     except BaseException:
         wh.close()
         raise
@@ -210,6 +229,8 @@ def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> in
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
     ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
+    if prep.full_refresh:
+        out.write(FULL_REFRESH_NOTICE)
     for config in prep.configs:
         plans.append(_make_plan(prep, config, gw, store if store.exists() else None, ledger_relation))
     print_plan(out, plans, sample=inv.sample)
@@ -223,14 +244,20 @@ def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> in
 
 
 def _make_plan(
-    prep: Prepared, config: SyncConfig, gw: StripeGateway, store: StateStore | None, ledger_relation: str
+    prep: Prepared,
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    run_id: str | None = None,
 ) -> SyncPlan:
+    refresh = prep.full_refresh and store is not None
     diff = run_diff(
         prep.wh,
         config,
         prep.relations[config.model],
-        ledger_relation,
-        include_deletes=config.delete == "delete" and config.mode == "upsert",
+        refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
+        include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
         retry_rejected=prep.settings.retry_rejected,
     )
     crashpoint("after_diff")
@@ -238,7 +265,8 @@ def _make_plan(
     lookups = gather(config, diff, gw, store)
     lookups = bind(config, adapter, diff, gw, store, prep.relations[config.model], lookups)
     live = store.count_live(config.name) if store is not None else 0
-    return build_plan(config, adapter, prep.settings, diff, lookups, live)
+    token = (run_id or "plan") if prep.full_refresh else None
+    return build_plan(config, adapter, prep.settings, diff, lookups, live, full_refresh=token)
 
 
 # ---- run --------------------------------------------------------------------------------------
@@ -257,6 +285,8 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
         store.ensure()
         applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat)
         summaries: list[SyncSummary] = list(prep.skipped)
+        if prep.full_refresh:
+            out.write(FULL_REFRESH_NOTICE)
         for config in prep.configs:
             if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
                 summaries.append(
@@ -285,7 +315,7 @@ def _run_one(
     try:
         applier.recover(config, adapter, result)
         crashpoint("after_recover")
-        plan = _make_plan(prep, config, gw, store, store.ledger)
+        plan = _make_plan(prep, config, gw, store, store.ledger, run_id)
         crashpoint("after_plan")
         summary.unchanged = plan.unchanged
         if plan.blocked:

@@ -101,6 +101,7 @@ def build_plan(
     diff: DiffResult,
     lookups: Lookups,
     live_objects: int,
+    full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []
@@ -108,7 +109,9 @@ def build_plan(
     rekeyed: dict[str, tuple[str, str]] = {}  # stripe id -> (old key, new key): moved, never deleted
     for row in diff.rows:
         if row.change != "deleted":
-            changes.append(_plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed))
+            changes.append(
+                _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, full_refresh)
+            )
     leaving = {row.key for row in diff.rows if row.change == "deleted"}
     for row in diff.rows:
         if row.change == "deleted":
@@ -207,6 +210,7 @@ def _plan_row(
     lookups: Lookups,
     seen_match: dict[str, str],
     rekeyed: dict[str, tuple[str, str]],
+    full_refresh: str | None = None,
 ) -> Change:
     entry = row.ledger
     if entry is not None and entry.status == L.PENDING:
@@ -307,6 +311,8 @@ def _plan_row(
     same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
     before = from_json(entry.payload_json) if same_object and entry else {}
     params = changed_fields(before, flat) if same_object else {k: v for k, v in flat.items()}
+    if full_refresh and same_object:  # the whole payload, but create-only fields only when they changed
+        params = {**{k: v for k, v in flat.items() if not adapter.immutable_fields({k: v})}, **params}
     if adopted is not None:  # what Stripe holds is the before: only real differences are sent
         same_object = True
         before = values_in(adopted, flat)
@@ -333,6 +339,7 @@ def _plan_row(
             action, note = "replace", note_or_reason
             params = {k: v for k, v in flat.items() if v != CLEAR}
             params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
+    key_action = f"{action}:{full_refresh}" if full_refresh else action  # a refresh is a new write
     return Change(
         key=row.key,
         action=action,
@@ -341,7 +348,7 @@ def _plan_row(
         full=flat,
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
-        idempotency_key=idempotency_key(config.name, row.key, action, row.row_hash, attempt),
+        idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),
         reason=note,
         ledger=entry,
     )

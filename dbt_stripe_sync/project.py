@@ -1,8 +1,7 @@
-"""The dbt project as dbt left it: manifest.json, run_results.json, selection and sync order."""
+"""The dbt project for the chosen target: annotated models, dbt's selection, staleness, sync order."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -11,6 +10,8 @@ from typing import Any
 
 from dbt_stripe_sync.config.loader import META_KEY, block_of
 from dbt_stripe_sync.errors import UsageError
+from dbt_stripe_sync.selection import SelectionArgs, select_unique_ids, sync_edges
+from dbt_stripe_sync.staleness import stale_models
 
 # Objects others point at go first, so IDs created earlier in a run can be referenced later.
 OBJECT_ORDER = ("customer", "product", "price", "subscription", "invoice_item", "invoice", "quote")
@@ -30,84 +31,75 @@ class ModelNode:
 
 @dataclass(frozen=True)
 class Project:
-    manifest_path: str
-    nodes: Mapping[str, ModelNode]  # unique_id -> annotated model
-    all_models: Mapping[str, dict]  # unique_id -> manifest node (every model, for selection)
-    parent_map: Mapping[str, list[str]]
-    child_map: Mapping[str, list[str]]
-    failed: frozenset[str]  # unique_ids whose last dbt run failed or was skipped
+    manifest_path: str  # target/manifest.json: what dbt last wrote (staleness is checked against it)
+    nodes: Mapping[str, ModelNode]  # unique_id -> annotated model, relations for the chosen target
+    failed: frozenset[str]  # unique_ids whose last dbt run (on this target) failed or was skipped
+    dbt_manifest: Any = None  # dbt's Manifest for the chosen target, for selection
 
     def by_name(self) -> dict[str, ModelNode]:
         return {n.name: n for n in self.nodes.values()}
 
 
-def manifest_is_stale(project_dir: str, target_path: str) -> str | None:
-    """Name a project file edited after manifest.json was written, or None when it is current."""
-    manifest = os.path.join(target_path, "manifest.json")
-    if not os.path.exists(manifest):
-        return None
-    built = os.path.getmtime(manifest)
-    for root, dirs, files in os.walk(project_dir):
-        dirs[:] = [d for d in dirs if d not in {"target", "dbt_packages", "logs", ".git", "node_modules"}]
-        for f in files:
-            if f.endswith((".yml", ".yaml", ".sql")):
-                path = os.path.join(root, f)
-                if os.path.getmtime(path) > built:
-                    return os.path.relpath(path, project_dir)
-    return None
-
-
-def load_project(target_path: str) -> Project:
-    manifest_path = os.path.join(target_path, "manifest.json")
-    if not os.path.exists(manifest_path):
-        raise UsageError(
-            f"no manifest at {manifest_path}: run `dbt run` (or `dbt parse`) in the project first"
-        )
-    with open(manifest_path, encoding="utf-8") as fh:
-        manifest = json.load(fh)
-    models = {uid: n for uid, n in manifest.get("nodes", {}).items() if n.get("resource_type") == "model"}
+def load_project(dbt_manifest: Any, target_path: str, target_name: str | None = None) -> Project:
+    """The annotated models of dbt's manifest as parsed for the chosen target (see dbt_manifest.py)."""
     nodes: dict[str, ModelNode] = {}
-    for uid, n in models.items():
-        if not has_stripe_sync(n):
+    for uid, node in dbt_manifest.nodes.items():
+        if getattr(node, "resource_type", None) != "model" or not _annotated(node):
             continue
-        block = block_of(n)
+        raw = node_dict(node)
         nodes[uid] = ModelNode(
             unique_id=uid,
-            name=n["name"],
-            relation=n.get("relation_name") or _relation_from_parts(n),
-            block=block,
-            tags=tuple(n.get("tags") or ()),
-            columns=tuple((n.get("columns") or {}).keys()),
-            original_file_path=n.get("original_file_path", ""),
-            patch_path=n.get("patch_path"),
+            name=node.name,
+            relation=node.relation_name or _relation_from_parts(raw),
+            block=block_of(raw),
+            tags=tuple(node.tags or ()),
+            columns=tuple((node.columns or {}).keys()),
+            original_file_path=node.original_file_path or "",
+            patch_path=node.patch_path,
         )
-    parents, children = _with_sync_edges(nodes, manifest.get("parent_map", {}), manifest.get("child_map", {}))
     return Project(
-        manifest_path=manifest_path,
+        manifest_path=os.path.join(target_path, "manifest.json"),
         nodes=nodes,
-        all_models=models,
-        parent_map=parents,
-        child_map=children,
-        failed=frozenset(_failed_models(target_path)),
+        failed=frozenset(_failed_models(target_path, target_name)),
+        dbt_manifest=dbt_manifest,
     )
 
 
-def _with_sync_edges(
-    nodes: Mapping[str, ModelNode], parent_map: Mapping[str, list[str]], child_map: Mapping[str, list[str]]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """dbt's graph plus an edge for every `sync:` reference, so `+subscriptions` selects the prices
-    its rows point at, as it would a dbt ref."""
-    parents = {k: list(v) for k, v in parent_map.items()}
-    children = {k: list(v) for k, v in child_map.items()}
-    uid_of = {n.name: uid for uid, n in nodes.items()}
-    for uid, node in nodes.items():
-        refs = node.block.get("references") if isinstance(node.block, Mapping) else None
-        for ref in (refs or {}).values() if isinstance(refs, Mapping) else ():
-            target = uid_of.get(ref.get("sync")) if isinstance(ref, Mapping) else None
-            if target and target not in parents.setdefault(uid, []):
-                parents[uid].append(target)
-                children.setdefault(target, []).append(uid)
-    return parents, children
+def node_dict(node: Any) -> dict[str, Any]:
+    """The manifest.json shape of the parts of a node this tool reads (JSON values only)."""
+    raw = {
+        "unique_id": node.unique_id,
+        "name": node.name,
+        "database": node.database,
+        "schema": node.schema,
+        "alias": node.alias,
+        "checksum": {"name": node.checksum.name, "checksum": node.checksum.checksum},
+        "config": {"meta": dict(node.config.meta or {})},
+        "meta": dict(node.meta or {}),
+        "original_file_path": node.original_file_path,
+        "patch_path": node.patch_path,
+    }
+    return json.loads(json.dumps(raw, default=str))
+
+
+def _annotated(node: Any) -> bool:
+    return META_KEY in (node.config.meta or {}) or META_KEY in (node.meta or {})
+
+
+def stale(project: Project, selected: Iterable[ModelNode]) -> str | None:
+    """Why target/manifest.json no longer matches the selected models' files, or None."""
+    manifest = project.dbt_manifest
+    problems = stale_models(
+        os.path.dirname(project.manifest_path), [node_dict(manifest.nodes[n.unique_id]) for n in selected]
+    )
+    if not problems:
+        return None
+    names = " ".join(sorted({n.name for n in selected}))
+    return (
+        "; ".join(problems)
+        + " after target/manifest.json was written, so the warehouse may not hold what the files say; "
+        f"run `dbt run -s {names}` (or at least `dbt parse`) first"
+    )
 
 
 def has_stripe_sync(node: Mapping[str, Any]) -> bool:
@@ -119,83 +111,59 @@ def _relation_from_parts(node: Mapping[str, Any]) -> str:
     return ".".join(f'"{p}"' for p in parts if p)
 
 
-def _failed_models(target_path: str) -> set[str]:
+def _failed_models(target_path: str, target_name: str | None) -> set[str]:
+    """Models whose last dbt run failed or was skipped — on the same target (another target's
+    failures say nothing about this target's tables)."""
     path = os.path.join(target_path, "run_results.json")
     if not os.path.exists(path):
         return set()
     try:
         with open(path, encoding="utf-8") as fh:
-            results = json.load(fh).get("results", [])
+            artifact = json.load(fh)
     except (OSError, ValueError):
+        return set()
+    ran_for = (artifact.get("args") or {}).get("target")
+    if ran_for and target_name and ran_for != target_name:
         return set()
     return {
         r["unique_id"]
-        for r in results
+        for r in artifact.get("results", [])
         if r.get("unique_id", "").startswith("model.") and r.get("status") in {"error", "fail", "skipped"}
     }
 
 
 # ---- selection ------------------------------------------------------------------------------
-def select(project: Project, selectors: Iterable[str] | None) -> list[ModelNode]:
-    """Annotated models matching dbt-style selectors: names, globs, tag:x, path:x, +x, x+, 2+x, x+1."""
-    terms = [t for s in (selectors or []) for t in s.replace(",", " ").split()]
-    if not terms:
-        return list(project.nodes.values())
-    chosen: set[str] = set()
-    for term in terms:
-        matched = _select_term(project, term)
-        if not matched:
-            raise UsageError(f"--select {term!r} matches no model with a stripe_sync block")
-        chosen |= matched
-    return [project.nodes[u] for u in project.nodes if u in chosen]
+def select(project: Project, config: Any, args: SelectionArgs | None = None) -> list[ModelNode]:
+    """The annotated models among those dbt selects for `args` (every annotated model by default)."""
+    args = args or SelectionArgs()
+    if not project.nodes:
+        raise UsageError(
+            "no model in this dbt project has a stripe_sync block under `config: meta:` (or `meta:`); "
+            "annotate one (see the README's Quickstart), then run `dbt run` and try again"
+        )
+    uid_of = {n.name: uid for uid, n in project.nodes.items()}
+    edges = sync_edges({uid: _sync_targets(n.block) for uid, n in project.nodes.items()}, uid_of)
+    chosen = select_unique_ids(config, project.dbt_manifest, args, edges)
+    selected = [n for uid, n in project.nodes.items() if uid in chosen]
+    if not selected:
+        models = project.dbt_manifest.nodes
+        dbt_chose = sorted(models[u].name for u in chosen if u in models)
+        shown = ", ".join(dbt_chose[:10]) + (" …" if len(dbt_chose) > 10 else "") if dbt_chose else "no model"
+        annotated = ", ".join(sorted(uid_of))
+        raise UsageError(
+            f"{args.describe() or 'the default selector'} selects no model with a stripe_sync block "
+            f"(dbt selects: {shown}); models with one: {annotated}. "
+            f"`dbt ls --resource-type model {args.describe()}` shows what dbt selects; "
+            "pass one of the annotated models, e.g. `-s " + sorted(uid_of)[0] + "`"
+        )
+    return selected
 
 
-def _select_term(project: Project, term: str) -> set[str]:
-    up, term = _split_operator(term, leading=True)
-    term, down = _split_operator(term, leading=False)
-    seeds = {uid for uid, node in project.all_models.items() if _matches(node, term)}
-    result = set(seeds)
-    if up is not None:
-        result |= _walk(project.parent_map, seeds, up)
-    if down is not None:
-        result |= _walk(project.child_map, seeds, down)
-    return result & set(project.nodes)
-
-
-def _split_operator(term: str, *, leading: bool) -> tuple[Any, Any]:
-    """'+x' -> (inf, 'x'); '2+x' -> (2, 'x'); 'x+' -> ('x', inf); 'x+1' -> ('x', 1)."""
-    if leading:
-        head, sep, rest = term.partition("+")
-        if sep and (head == "" or head.isdigit()) and rest:
-            return (int(head) if head else 10**9), rest
-        return None, term
-    rest, sep, tail = term.rpartition("+")
-    if sep and (tail == "" or tail.isdigit()) and rest:
-        return rest, (int(tail) if tail else 10**9)
-    return term, None
-
-
-def _matches(node: Mapping[str, Any], term: str) -> bool:
-    if term.startswith("tag:"):
-        tags = set(node.get("tags") or ()) | set((node.get("config") or {}).get("tags") or ())
-        return any(fnmatch.fnmatchcase(t, term[4:]) for t in tags)
-    if term.startswith("path:"):
-        return fnmatch.fnmatchcase(node.get("original_file_path", ""), term[5:] + "*")
-    if term.startswith("fqn:"):
-        term = term[4:]
-    fqn = ".".join(node.get("fqn") or ())
-    return fnmatch.fnmatchcase(node["name"], term) or fnmatch.fnmatchcase(fqn, term)
-
-
-def _walk(edges: Mapping[str, list[str]], seeds: set[str], depth: int) -> set[str]:
-    seen: set[str] = set()
-    frontier = set(seeds)
-    for _ in range(depth):
-        frontier = {n for f in frontier for n in edges.get(f, ()) if n not in seen and n not in seeds}
-        if not frontier:
-            break
-        seen |= frontier
-    return seen
+def _sync_targets(block: Any) -> list[str]:
+    refs = block.get("references") if isinstance(block, Mapping) else None
+    if not isinstance(refs, Mapping):
+        return []
+    return [r["sync"] for r in refs.values() if isinstance(r, Mapping) and isinstance(r.get("sync"), str)]
 
 
 # ---- ordering ------------------------------------------------------------------------------

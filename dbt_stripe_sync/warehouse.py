@@ -1,9 +1,11 @@
 """The warehouse, reached through the project's own dbt profile and adapter.
 
-This is the only module that imports dbt internals. It boots dbt's config and adapter the way
-`dbt run-operation` does, loads the macros of the project (which include this package's
-`macros/` once the user lists dbt_stripe_sync in packages.yml), renders SQL with them, and
-runs it on one connection. Values always travel as bind parameters, never pasted into SQL.
+With dbt_manifest.py and selection.py, this is where dbt internals are used. It boots dbt's
+config and adapter for the chosen target the way `dbt run-operation` does, has dbt parse the
+project for that target (dbt_manifest.py: relations are the target's own), makes this package's
+macros resolvable (the project's installed copy, else the one shipped in the wheel), renders SQL
+with them, and runs it on one connection. Values always travel as bind parameters, never pasted
+into SQL.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_stripe_sync.dbt_manifest import PACKAGE_NAME, ensure_package_macros, parse_manifest
 from dbt_stripe_sync.errors import UsageError
 
-PACKAGE_NAME = "dbt_stripe_sync"
 # Bind-parameter style of the DB-API driver behind each dbt adapter; "%s" is the common default.
 _PLACEHOLDERS = {"duckdb": "?", "sqlite": "?", "snowflake": "%s", "postgres": "%s", "redshift": "%s"}
 
@@ -50,6 +52,9 @@ class Warehouse:
         self.project_root: str = config.project_root
         # `vars: {dbt_stripe_sync: {...}}` in dbt_project.yml: dbt keys package-scoped vars by package name
         self.vars: dict[str, Any] = dict(config.vars.vars.get(PACKAGE_NAME) or {})
+        self.config = config  # dbt's RuntimeConfig (selectors.yml, paths) for selection
+        self.manifest: Any = None  # dbt's Manifest parsed for this target
+        self.macros_from = "project"  # where the dbt_stripe_sync macros came from: project | shipped
 
     # ---- boot -----------------------------------------------------------------------------
     @classmethod
@@ -60,12 +65,11 @@ class Warehouse:
         target: str | None = None,
         cli_vars: dict[str, Any] | None = None,
     ) -> Warehouse:
-        from dbt.adapters.factory import get_adapter, register_adapter
+        from dbt.adapters.factory import get_adapter, register_adapter, reset_adapters
         from dbt.config.runtime import RuntimeConfig
         from dbt.context.providers import generate_runtime_macro_context
-        from dbt.flags import set_from_args
+        from dbt.flags import get_flags, set_from_args
         from dbt.mp_context import get_mp_context
-        from dbt.parser.manifest import ManifestLoader
         from dbt_common.context import set_invocation_context
 
         project_dir = os.path.abspath(project_dir)
@@ -90,22 +94,22 @@ class Warehouse:
         set_from_args(args, None)
         _silence_dbt_events()
         try:
-            config = RuntimeConfig.from_args(args)
+            config = RuntimeConfig.from_args(get_flags())
         except Exception as exc:  # dbt's own errors already say what is wrong with the profile
             raise UsageError(f"could not load the dbt project or profile: {_first_line(exc)}") from exc
         register_adapter(config, get_mp_context())
         adapter = get_adapter(config)
-        macros = _macros_from_last_parse(config) or ManifestLoader.load_macros(
-            config, adapter.connections.set_query_header
-        )
-        adapter.set_macro_resolver(macros)
+        try:
+            manifest = parse_manifest(config)
+            macros_from = ensure_package_macros(config, manifest)
+        except BaseException:
+            reset_adapters()
+            raise
+        adapter.set_macro_resolver(manifest)
         adapter.set_macro_context_generator(generate_runtime_macro_context)
-        if not any(m.package_name == PACKAGE_NAME for m in macros.macros.values()):
-            raise UsageError(
-                f"the dbt package {PACKAGE_NAME} is not installed in {project_dir}: add it to "
-                "packages.yml (see the README's quickstart) and run `dbt deps`"
-            )
         wh = cls(config, adapter)
+        wh.manifest = manifest
+        wh.macros_from = macros_from
         adapter.acquire_connection("dbt_stripe_sync")
         return wh
 
@@ -182,30 +186,6 @@ class Warehouse:
             self._adapter.connections.rollback_if_open()
             return None
         return names
-
-
-def _macros_from_last_parse(config: Any) -> Any | None:
-    """The macros dbt stored at its last parse (target/partial_parse.msgpack), when no macro file
-    changed since: a fraction of the cost of parsing every macro again on each invocation."""
-    path = os.path.join(config.project_root, config.target_path, "partial_parse.msgpack")
-    try:
-        written = os.path.getmtime(path)
-        roots = [os.path.join(config.project_root, p) for p in config.macro_paths]
-        packages = os.path.join(config.project_root, config.packages_install_path)
-        if os.path.isdir(packages):
-            roots += [os.path.join(packages, name, "macros") for name in os.listdir(packages)]
-        for root in roots:
-            for dirpath, _dirs, files in os.walk(root, followlinks=True):
-                paths = (os.path.join(dirpath, f) for f in files if f.endswith(".sql"))
-                if any(os.path.getmtime(p) > written for p in paths):
-                    return None
-        from dbt.contracts.graph.manifest import Manifest
-
-        with open(path, "rb") as fh:
-            manifest = Manifest.from_msgpack(fh.read())
-    except Exception:  # absent, unreadable or from another dbt version: parse the macros instead
-        return None
-    return manifest if manifest.macros else None
 
 
 def _default_profiles_dir(project_dir: str) -> str:

@@ -162,7 +162,7 @@ def test_malformed_blocks_exit_2_naming_model_and_key(dbt_project):
 
 def test_usage_errors_exit_2_with_the_fix(dbt_project):
     cases = [
-        (["-s", "no_such_model"], {}, "matches no model"),
+        (["-s", "no_such_model"], {}, "selects no model with a stripe_sync block"),
         (["-s", "stripe_customers"], {"STRIPE_API_KEY": ""}, "no Stripe API key"),
         (["-s", "stripe_customers"], {"STRIPE_API_KEY": "pk_test_abc123"}, "STRIPE_API_KEY"),
         (["-s", "stripe_customers"], {"STRIPE_API_KEY": "sk_live_abc123def456"}, "live_targets"),
@@ -188,7 +188,7 @@ def test_usage_errors_exit_2_with_the_fix(dbt_project):
 
 def test_stale_manifest_is_reported(dbt_project):
     dbt_project.edit_schema_yml("plan: plan_tier", "plan: plan_tier\n            metadata.tier: plan_tier")
-    result = dbt_project.sync("validate")
+    result = dbt_project.sync("run")  # validate reads the files as they are now; run refuses
     assert result.returncode == 2
-    assert "models/schema.yml changed after target/manifest.json" in result.stderr
-    assert "dbt parse" in result.stderr
+    assert "the stripe_sync block of stripe_customers in models/schema.yml was edited" in result.stderr
+    assert "dbt run -s" in result.stderr and "dbt parse" in result.stderr

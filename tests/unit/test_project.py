@@ -1,102 +1,95 @@
-"""Reading dbt's artifacts: annotated models, dbt-style selection, failed models, sync order."""
+"""The dbt project for a target: failed models, staleness by content, sync order, sync: edges.
+
+Selection itself is dbt's (tests/integration/test_dbt_native.py compares it with `dbt ls`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import time
 
 import pytest
 
 from dbt_stripe_sync import project as P
 from dbt_stripe_sync.errors import UsageError
+from dbt_stripe_sync.selection import SelectionArgs, sync_edges
+from dbt_stripe_sync.staleness import stale_models
 
 
-def _node(name: str, tags=(), meta_in_config=True, block=None) -> dict:
-    block = block if block is not None else {"object": "customer"}
-    meta = {"stripe_sync": block}
+def _node(name: str, sql_sum: str = "aaa", block=None, meta_in_config=True) -> dict:
+    meta = {"stripe_sync": block if block is not None else {"object": "customer"}}
     return {
-        "resource_type": "model",
+        "unique_id": f"model.p.{name}",
         "name": name,
-        "fqn": ["proj", "stripe", name],
-        "tags": list(tags),
-        "config": {"meta": meta if meta_in_config else {}, "tags": list(tags)},
+        "checksum": {"name": "sha256", "checksum": sql_sum},
+        "config": {"meta": meta if meta_in_config else {}},
         "meta": {} if meta_in_config else meta,
-        "relation_name": f'"db"."main"."{name}"',
-        "original_file_path": f"models/stripe/{name}.sql",
+        "original_file_path": f"models/{name}.sql",
+        "patch_path": "p://models/schema.yml",
     }
 
 
-@pytest.fixture
-def target(tmp_path):
-    nodes = {
-        "model.proj.raw": {**_node("raw"), "config": {"meta": {}}, "meta": {}},
-        "model.proj.stripe_customers": _node("stripe_customers", tags=["billing"]),
-        "model.proj.stripe_prices": _node("stripe_prices", tags=["billing", "catalog"], meta_in_config=False),
-        "model.proj.stripe_subscriptions": _node("stripe_subscriptions"),
-        "model.proj.other_customers": _node("other_customers"),
-    }
-    parent_map = {
-        "model.proj.stripe_customers": ["model.proj.raw"],
-        "model.proj.stripe_prices": ["model.proj.raw"],
-        "model.proj.stripe_subscriptions": ["model.proj.stripe_customers", "model.proj.stripe_prices"],
-        "model.proj.other_customers": [],
-        "model.proj.raw": [],
-    }
-    child_map: dict[str, list[str]] = {k: [] for k in parent_map}
-    for child, parents in parent_map.items():
-        for p in parents:
-            child_map[p].append(child)
-    (tmp_path / "manifest.json").write_text(
-        json.dumps({"nodes": nodes, "parent_map": parent_map, "child_map": child_map})
-    )
+def _write_manifest(target, *nodes) -> None:
+    target.mkdir(exist_ok=True)
+    (target / "manifest.json").write_text(json.dumps({"nodes": {n["unique_id"]: n for n in nodes}}))
+
+
+def test_staleness_is_by_content_not_time(tmp_path):
+    _write_manifest(tmp_path, _node("a"), _node("b", meta_in_config=False))
+    # same content (whatever the files' mtimes): nothing to refuse
+    assert stale_models(str(tmp_path), [_node("a"), _node("b", meta_in_config=False)]) == []
+    # the block moved from meta to config.meta with the same value: still the same block
+    assert stale_models(str(tmp_path), [_node("b")]) == []
+
+
+def test_staleness_names_an_edited_block_an_edited_sql_and_a_new_model(tmp_path):
+    _write_manifest(tmp_path, _node("a"), _node("b"))
+    edited_block = _node("a", block={"object": "customer", "mode": "update"})
+    problems = stale_models(str(tmp_path), [edited_block, _node("b", sql_sum="bbb"), _node("c")])
+    assert problems == [
+        "the stripe_sync block of a in models/schema.yml was edited",
+        "models/b.sql (model b) was edited",
+        "c is new since dbt last parsed the project",
+    ]
+
+
+def test_no_manifest_json_means_nothing_to_compare(tmp_path):
+    assert stale_models(str(tmp_path), [_node("a")]) == []
+
+
+def _run_results(tmp_path, target: str | None) -> None:
     (tmp_path / "run_results.json").write_text(
-        json.dumps({"results": [{"unique_id": "model.proj.other_customers", "status": "error"}]})
+        json.dumps(
+            {
+                "args": {"target": target},
+                "results": [
+                    {"unique_id": "model.p.a", "status": "error"},
+                    {"unique_id": "model.p.b", "status": "success"},
+                    {"unique_id": "model.p.c", "status": "skipped"},
+                ],
+            }
+        )
     )
-    return tmp_path
 
 
-def _names(nodes) -> set[str]:
-    return {n.name for n in nodes}
+def test_failed_models_come_from_a_run_on_the_same_target(tmp_path):
+    _run_results(tmp_path, "dev")
+    assert P._failed_models(str(tmp_path), "dev") == {"model.p.a", "model.p.c"}
+    # another target's failures say nothing about this target's tables
+    assert P._failed_models(str(tmp_path), "ci") == set()
+    _run_results(tmp_path, None)  # dbt ran on the profile's default target
+    assert P._failed_models(str(tmp_path), "dev") == {"model.p.a", "model.p.c"}
 
 
-def test_annotated_models_from_either_meta_location(target):
-    project = P.load_project(str(target))
-    assert _names(project.nodes.values()) == {
-        "stripe_customers",
-        "stripe_prices",
-        "stripe_subscriptions",
-        "other_customers",
-    }
-    assert project.failed == {"model.proj.other_customers"}
+def test_sync_references_become_graph_edges():
+    edges = sync_edges(
+        {"model.p.subs": ["prices", "customers_not_annotated"], "model.p.prices": ["prices"]},
+        {"prices": "model.p.prices", "subs": "model.p.subs"},
+    )
+    assert edges == [("model.p.prices", "model.p.subs")]  # parent -> child, no self edge
 
 
-@pytest.mark.parametrize(
-    ("selectors", "expected"),
-    [
-        ([], {"stripe_customers", "stripe_prices", "stripe_subscriptions", "other_customers"}),
-        (["stripe_customers"], {"stripe_customers"}),
-        (["stripe_*"], {"stripe_customers", "stripe_prices", "stripe_subscriptions"}),
-        (["tag:catalog"], {"stripe_prices"}),
-        (["tag:billing,other_customers"], {"stripe_customers", "stripe_prices", "other_customers"}),
-        (["+stripe_subscriptions"], {"stripe_customers", "stripe_prices", "stripe_subscriptions"}),
-        (["stripe_prices+"], {"stripe_prices", "stripe_subscriptions"}),
-        (["raw+1"], {"stripe_customers", "stripe_prices"}),
-        (["path:models/stripe/stripe_p"], {"stripe_prices"}),
-    ],
-)
-def test_selection_follows_dbt(target, selectors, expected):
-    assert _names(P.select(P.load_project(str(target)), selectors)) == expected
-
-
-def test_a_selector_matching_nothing_is_a_usage_error(target):
-    with pytest.raises(UsageError, match="matches no model"):
-        P.select(P.load_project(str(target)), ["nope"])
-
-
-def test_missing_manifest_says_what_to_run(tmp_path):
-    with pytest.raises(UsageError, match="run `dbt run`"):
-        P.load_project(str(tmp_path))
+def test_selection_args_describe_themselves():
+    args = SelectionArgs(("a", "tag:x"), ("b",), None, "prod-artifacts")
+    assert args.describe() == "--select a tag:x --exclude b --state prod-artifacts"
 
 
 def test_sync_order_by_references_then_object_kind():
@@ -118,31 +111,3 @@ def test_sync_order_by_references_then_object_kind():
 def test_reference_cycle_is_named():
     with pytest.raises(UsageError, match="cycle: a, b"):
         P.sync_order({"a": "price", "b": "product"}, {"a": {"b"}, "b": {"a"}})
-
-
-def test_stale_manifest_names_the_edited_file(tmp_path):
-    (tmp_path / "models").mkdir()
-    target = tmp_path / "target"
-    target.mkdir()
-    (target / "manifest.json").write_text("{}")
-    old = time.time() - 100
-    os.utime(target / "manifest.json", (old, old))
-    (tmp_path / "models" / "schema.yml").write_text("version: 2\n")
-    assert P.manifest_is_stale(str(tmp_path), str(target)) == os.path.join("models", "schema.yml")
-    os.utime(tmp_path / "models" / "schema.yml", (old - 10, old - 10))
-    assert P.manifest_is_stale(str(tmp_path), str(target)) is None
-
-
-def test_sync_references_are_graph_edges_for_selection(tmp_path):
-    subs = _node(
-        "subs", block={"object": "subscription", "references": {"items[0].price": {"sync": "prices"}}}
-    )
-    nodes = {"model.p.prices": _node("prices"), "model.p.subs": subs}
-    (tmp_path / "manifest.json").write_text(
-        json.dumps(
-            {"nodes": nodes, "parent_map": {k: [] for k in nodes}, "child_map": {k: [] for k in nodes}}
-        )
-    )
-    project = P.load_project(str(tmp_path))
-    assert _names(P.select(project, ["+subs"])) == {"prices", "subs"}
-    assert _names(P.select(project, ["prices+"])) == {"prices", "subs"}
