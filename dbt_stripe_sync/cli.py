@@ -44,7 +44,7 @@ def _dbt_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbt-stripe-sync",
         description="Sync dbt models annotated with a stripe_sync meta block to Stripe.",
@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
     _dbt_options(validate)
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
-    from dbt_stripe_sync.emulator import add_arguments
+    if emulator_options:  # importing the emulator (an HTTP server) is for its own command only
+        from dbt_stripe_sync.emulator import add_arguments
 
-    add_arguments(emulator)
+        add_arguments(emulator)
     demo = sub.add_parser("demo", help="build the bundled example on DuckDB and sync it to the emulator")
     demo.add_argument("--workdir", help="where to copy the example project (default: a temporary directory)")
     return parser
@@ -91,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in {"-h", "--help", "--version"}):
         argv = ["run", *argv]
     verbose = "-v" in argv or "--verbose" in argv
-    parser = build_parser()
+    parser = build_parser(emulator_options=argv[0] == "emulator")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
