@@ -122,6 +122,11 @@ def change_from_pending(entry: LedgerEntry) -> Change:
     )
 
 
+def _kept_payload(change: Change, written: WriteResult) -> str:
+    """What Stripe accepted, plus what the adapter keeps beside it (a subscription's item IDs)."""
+    return to_json({**change.full, **(written.keep or {})})
+
+
 class Applier:
     def __init__(
         self,
@@ -334,7 +339,7 @@ class Applier:
             stripe_id=written.stripe_id,
             status=written.status,
             payload_hash=change.row_hash if keep_payload else base.payload_hash,
-            payload_json=to_json(change.full) if keep_payload else base.payload_json,
+            payload_json=_kept_payload(change, written) if keep_payload else base.payload_json,
             pending_op=None,
             pending_json=None,
             attempt_hash=change.row_hash,

@@ -60,7 +60,7 @@ def _verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbt-stripe-sync",
         description="Sync dbt models annotated with a stripe_sync meta block to Stripe. Options may come "
@@ -84,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
     _dbt_options(validate)
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
-    from dbt_stripe_sync.emulator import add_arguments
+    if emulator_options:  # importing the emulator (an HTTP server) is for its own command only
+        from dbt_stripe_sync.emulator import add_arguments
 
-    add_arguments(emulator)
+        add_arguments(emulator)
     _verbose(emulator)
     demo = sub.add_parser("demo", help="build the bundled example on DuckDB and sync it to the emulator")
     demo.add_argument("--workdir", help="where to copy the example project (default: a temporary directory)")
@@ -145,7 +146,7 @@ def _parse_vars(text: str | None) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = normalize_argv(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(emulator_options=bool(argv) and argv[0] == "emulator")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error

@@ -1,6 +1,18 @@
-"""The I/O that planning needs: which Stripe objects the changed rows match, found with list calls."""
+"""The I/O that planning needs: which Stripe objects the changed rows match, and whom `by: email`
+references name.
+
+Reads are kept to a minimum:
+- a `by: email` reference to a customer this tool synced is resolved from the ledger, in SQL
+  (`macros/customer_emails.sql`), with no API call;
+- every other email is looked up in Stripe through one `CustomerDirectory` per run (per gateway), so
+  an email looked up once — or an account listed whole once — costs nothing for the next sync;
+- a look-up of N emails costs at most N + 1 list calls (`search_by_email`).
+"""
 
 from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
 
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
@@ -8,25 +20,77 @@ from dbt_stripe_sync.diff import DiffResult
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.planner import Lookups
-from dbt_stripe_sync.stripe_objects.customer import find_by_email
+from dbt_stripe_sync.stripe_objects.customer import search_by_email
+
+EMAIL_BATCH = 1000  # emails bound per ledger query
+
+
+class CustomerDirectory:
+    """Stripe customers by email, as learnt during one run, shared by its syncs.
+
+    Found customers stay valid for the run (a customer created later has a newer `created`, so the
+    oldest match does not change). "No customer with this email" and "this was the whole account" stop
+    being true once a customers sync may create customers, so `forget_absences` drops them.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, list[dict]] = {}  # email -> customers, oldest first ([] = none)
+        self._whole_account = False
+
+    def find(self, gw: StripeGateway, emails: Iterable[str]) -> dict[str, list[dict]]:
+        wanted = {e for e in emails if e}
+        missing = [] if self._whole_account else [e for e in wanted if e not in self._known]
+        if missing:
+            result = search_by_email(gw, missing)
+            self._known.update(result.found)
+            if result.everyone is not None:
+                self._known.update(result.everyone)
+                self._whole_account = True
+        return {e: list(self._known.get(e, [])) for e in sorted(wanted)}
+
+    def forget_absences(self) -> None:
+        self._known = {e: found for e, found in self._known.items() if found}
+        self._whole_account = False
+
+
+_DIRECTORIES: weakref.WeakKeyDictionary[StripeGateway, CustomerDirectory] = weakref.WeakKeyDictionary()
+
+
+def directory_for(gw: StripeGateway) -> CustomerDirectory:
+    """The run's directory: one gateway serves one run."""
+    directory = _DIRECTORIES.get(gw)
+    if directory is None:
+        directory = _DIRECTORIES[gw] = CustomerDirectory()
+    return directory
+
+
+def match_emails(config: SyncConfig, diff: DiffResult) -> set[str]:
+    """Match emails of rows not yet tied to a Stripe object."""
+    if config.match is None or config.match.field != "email" or not config.match.column:
+        return set()
+    column = config.match.column
+    emails: set[str] = set()
+    for row in diff.rows:
+        unbound = row.ledger is None or not row.ledger.stripe_id or row.ledger.status == L.DELETED
+        if row.change != "deleted" and unbound and row.values.get(column) is not None:
+            emails.add(str(row.values[column]))
+    return emails
+
+
+def reference_emails(config: SyncConfig, diff: DiffResult) -> set[str]:
+    """Every `by: email` reference value of the changed rows."""
+    columns = [ref.column for ref in config.references if ref.by == "email"]
+    emails: set[str] = set()
+    for row in diff.rows:
+        if row.change == "deleted":
+            continue
+        emails.update(str(row.values[c]) for c in columns if row.values.get(c) is not None)
+    return emails
 
 
 def emails_to_look_up(config: SyncConfig, diff: DiffResult) -> set[str]:
     """Match emails of rows not yet tied to a Stripe object, and every `by: email` reference value."""
-    emails: set[str] = set()
-    by_email_match = config.match is not None and config.match.field == "email" and config.match.column
-    for row in diff.rows:
-        if row.change == "deleted":
-            continue
-        unbound = row.ledger is None or not row.ledger.stripe_id or row.ledger.status == L.DELETED
-        if by_email_match and unbound:
-            value = row.values.get(config.match.column)  # type: ignore[union-attr]
-            if value is not None:
-                emails.add(str(value))
-        for ref in config.references:
-            if ref.by == "email" and row.values.get(ref.column) is not None:
-                emails.add(str(row.values[ref.column]))
-    return emails
+    return match_emails(config, diff) | reference_emails(config, diff)
 
 
 def ids_to_look_up(config: SyncConfig, diff: DiffResult) -> list[str]:
@@ -41,26 +105,51 @@ def ids_to_look_up(config: SyncConfig, diff: DiffResult) -> list[str]:
     return sorted(ids)
 
 
+def synced_customers_by_email(store: StateStore, emails: Iterable[str]) -> dict[str, str]:
+    """email -> Stripe ID of a customer this tool synced with that email (the first synced), from the
+    ledger in SQL: no API call."""
+    wanted = sorted(set(emails))
+    out: dict[str, str] = {}
+    for start in range(0, len(wanted), EMAIL_BATCH):
+        chunk = wanted[start : start + EMAIL_BATCH]
+        sql = store.wh.macro(
+            "synced_customer_emails_sql",
+            ledger_relation=store.ledger,
+            placeholders=[store.wh.placeholder] * len(chunk),
+        )
+        _, rows = store.wh.query(sql, chunk)
+        for email, stripe_id in rows:
+            out.setdefault(email, stripe_id)
+    return out
+
+
 def gather(
     config: SyncConfig, diff: DiffResult, gw: StripeGateway | None, store: StateStore | None
 ) -> Lookups:
     from dbt_stripe_sync.stripe_objects import adapter_for
 
-    emails = emails_to_look_up(config, diff)
+    to_match = match_emails(config, diff)
+    refs = reference_emails(config, diff) - to_match
     ids = ids_to_look_up(config, diff)
-    if not (emails or ids) or gw is None:
-        return Lookups()
+    from_ledger: dict[str, list[dict]] = {}
+    if refs and store is not None and store.exists():
+        from_ledger = {e: [{"id": i}] for e, i in synced_customers_by_email(store, refs).items()}
+    emails = to_match | (refs - set(from_ledger))
+    if gw is None:
+        return Lookups(by_email=from_ledger)
+    directory = directory_for(gw)
     before = gw.stats.for_scope(config.name).requests
     with gw.scope(config.name):
-        found = find_by_email(gw, emails) if emails else {}
+        found = directory.find(gw, emails) if emails else {}
         existing = adapter_for(config.object).existing_ids(gw, ids) if ids else None
     calls = gw.stats.for_scope(config.name).requests - before
+    if config.object == "customer":
+        directory.forget_absences()  # this sync may create customers: "none with this email" expires
     claimed: dict[str, str] = {}
-    if store is not None and config.object == "customer" and store.exists():
-        ids = {c["id"] for matches in found.values() for c in matches[:1]}
-        claimed = store.keys_of_stripe_ids(config.name, ids)
+    if found and store is not None and config.object == "customer" and store.exists():
+        claimed = store.keys_of_stripe_ids(config.name, {c["id"] for m in found.values() for c in m[:1]})
     return Lookups(
-        by_email=found,
+        by_email={**found, **from_ledger},
         claimed=claimed,
         calls=calls,
         existing_ids=None if existing is None else frozenset(existing),

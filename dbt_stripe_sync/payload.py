@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from dbt_stripe_sync.stripe_catalog import ParamSpec, resolve_path
@@ -25,6 +26,7 @@ class CoercionError(ValueError):
     """A value that cannot become the Stripe field's type; the message says what was expected."""
 
 
+@lru_cache(maxsize=16384)
 def field_spec(object_name: str, path: str) -> ParamSpec | None:
     """The type of a field path on create, or on update for update-only fields."""
     return resolve_path(object_name, "create", path) or resolve_path(object_name, "update", path)
@@ -33,6 +35,8 @@ def field_spec(object_name: str, path: str) -> ParamSpec | None:
 # ---- scalar forms -----------------------------------------------------------------------------
 def stable_string(value: Any) -> str:
     """One stable text form per value, so metadata does not flap between runs or warehouses."""
+    if type(value) is str:  # the common case first
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
@@ -137,7 +141,7 @@ def coerce(value: Any, spec: ParamSpec | None) -> Any:
         return _jsonable(value) if isinstance(value, (list, tuple, dict)) else stable_string(value)
     kind = spec.kind
     if kind == "string":
-        return stable_string(value)
+        return value if type(value) is str else stable_string(value)
     if kind == "integer":
         return _as_integer(value)
     if kind == "number":

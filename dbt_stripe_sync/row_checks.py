@@ -14,7 +14,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from dbt_stripe_sync.payload import CLEAR, field_spec
@@ -87,32 +89,87 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
 
     `creating`: the tool adds its own metadata tag (`dbt_stripe_sync`) to an object it creates, so the
     tag counts towards the 50-key limit there; on an update Stripe judges the merged metadata.
+
+    Everything that depends only on the field path (is it metadata, which length limit, is it an email,
+    a currency, a non-negative amount) is worked out once per (object, path) by `path_rule` and cached;
+    per row only the value is checked.
     """
     problems: list[str] = []
     metadata: dict[str, list[str]] = {}  # metadata map path -> keys set by this row
-    for path, value in _leaves(flat):
-        if value is None or value == CLEAR:
-            continue
-        meta = _split_metadata(path)
-        if meta is not None:
-            metadata.setdefault(meta[0], []).append(meta[1])
-            problems += _metadata_entry_problems(path, meta[1], value)
-            continue
-        problems += _value_problems(object_name, path, value)
+    for top, whole in flat.items():
+        # the common case, a scalar, without walking; objects and lists from JSON columns are opened up
+        for path, value in ((top, whole),) if type(whole) in _SCALARS else _walk(top, whole):
+            if value is None or value == CLEAR:
+                continue
+            rule = path_rule(object_name, path)
+            if rule.metadata is not None:
+                prefix, key = rule.metadata
+                metadata.setdefault(prefix, []).append(key)
+                if rule.path_problems:
+                    problems += rule.path_problems
+                if not (isinstance(value, str) and len(value) <= METADATA_VALUE_MAX and "\x00" not in value):
+                    problems += _metadata_value_problems(path, value)
+                continue
+            if isinstance(value, str):
+                if rule.plain_string:
+                    if len(value) > rule.length_limit or "\x00" in value:
+                        problems += _string_problems(rule, path, value)
+                else:
+                    problems += _string_problems(rule, path, value)
+            if rule.currency:
+                problems += _currency_problems(path, value)
+            if rule.path_problems:
+                problems += rule.path_problems  # a currency_options key that is not a currency
+            if rule.non_negative:
+                problems += _amount_problems(path, value)
     for prefix, keys in metadata.items():
         problems += _metadata_count_problems(prefix, keys, tagged=prefix == "metadata", creating=creating)
     return list(dict.fromkeys(problems))  # one line per problem, even when several leaves share it
 
 
+@dataclass(frozen=True)
+class PathRule:
+    """The checks that apply to one field path of one object, decided once per path."""
+
+    metadata: tuple[str, str] | None  # (metadata map path, key) for a metadata entry
+    path_problems: tuple[str, ...]  # problems of the path itself (a metadata key, a currency option)
+    length_limit: int
+    email: bool
+    descriptor: bool
+    currency: bool
+    non_negative: bool
+    plain_string: bool  # only the length and NUL checks apply to a string value here
+
+
+@lru_cache(maxsize=16384)
+def path_rule(object_name: str, path: str) -> PathRule:
+    meta = _split_metadata(path)
+    if meta is not None:
+        key_problems = tuple(_metadata_key_problems(path, meta[1]))
+        return PathRule(meta, key_problems, METADATA_VALUE_MAX, False, False, False, False, True)
+    name = _leaf_name(path)
+    option = _CURRENCY_OPTION.search(path)  # currency_options.<currency>...: the key is a currency
+    option_problems = _currency_problems(path[: option.end()], option.group(1)) if option else []
+    email = name == "email" or name.endswith("_email")
+    descriptor = name == "statement_descriptor"
+    return PathRule(
+        metadata=None,
+        path_problems=tuple(option_problems),
+        length_limit=_length_limit(object_name, path),
+        email=email,
+        descriptor=descriptor,
+        currency=name in _CURRENCY_NAMES,
+        non_negative=_is_non_negative_amount(object_name, path, name),
+        plain_string=not (email or descriptor),
+    )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 # ---- walking the payload -------------------------------------------------------------------------
-def _leaves(flat: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """(path, scalar) pairs: whole objects and lists from JSON columns are opened up, so that
-    `custom_fields: [{"name": ...}]` is checked as `custom_fields[0].name`."""
-    for path, value in flat.items():
-        yield from _walk(path, value)
-
-
 def _walk(path: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """(path, scalar) pairs: `custom_fields: [{"name": ...}]` is checked as `custom_fields[0].name`."""
     if isinstance(value, Mapping):
         for key, sub in value.items():
             yield from _walk(f"{path}.{key}", sub)
@@ -138,7 +195,7 @@ def _leaf_name(path: str) -> str:
 
 
 # ---- metadata ---------------------------------------------------------------------------------------
-def _metadata_entry_problems(path: str, key: str, value: Any) -> list[str]:
+def _metadata_key_problems(path: str, key: str) -> list[str]:
     out: list[str] = []
     if len(key) > METADATA_KEY_MAX:
         out.append(
@@ -149,7 +206,14 @@ def _metadata_entry_problems(path: str, key: str, value: Any) -> list[str]:
         out.append(f"{path}: metadata keys cannot contain '[' or ']'; rename the key")
     if "\x00" in key:
         out.append(f"{path}: metadata key contains a NUL character; remove it")
+    return out
+
+
+def _metadata_value_problems(path: str, value: Any) -> list[str]:
     text = value if isinstance(value, str) else str(value)
+    if len(text) <= METADATA_VALUE_MAX and "\x00" not in text:
+        return _NONE
+    out: list[str] = []
     if len(text) > METADATA_VALUE_MAX:
         out.append(
             f"{path}: value is {len(text)} characters; Stripe allows {METADATA_VALUE_MAX} in a metadata "
@@ -158,6 +222,9 @@ def _metadata_entry_problems(path: str, key: str, value: Any) -> list[str]:
     if "\x00" in text:
         out.append(f"{path}: value contains a NUL character (\\x00), which cannot be stored; remove it")
     return out
+
+
+_NONE: list[str] = []  # shared empty result of the hot paths (only ever read)
 
 
 def _metadata_count_problems(prefix: str, keys: list[str], *, tagged: bool, creating: bool) -> list[str]:
@@ -180,32 +247,19 @@ def _metadata_count_problems(prefix: str, keys: list[str], *, tagged: bool, crea
 
 
 # ---- other fields -----------------------------------------------------------------------------------
-def _value_problems(object_name: str, path: str, value: Any) -> list[str]:
-    name = _leaf_name(path)
+def _string_problems(rule: PathRule, path: str, value: str) -> list[str]:
+    length = len(value)
+    if length <= rule.length_limit and "\x00" not in value and not rule.email and not rule.descriptor:
+        return _NONE
     out: list[str] = []
-    if isinstance(value, str):
-        out += _string_problems(object_name, path, name, value)
-    if name in _CURRENCY_NAMES:
-        out += _currency_problems(path, value)
-    option = _CURRENCY_OPTION.search(path)  # currency_options.<currency>...: the key is a currency
-    if option:
-        out += _currency_problems(path[: option.end()], option.group(1))
-    if _is_non_negative_amount(object_name, path, name):
-        out += _amount_problems(path, value)
-    return out
-
-
-def _string_problems(object_name: str, path: str, name: str, value: str) -> list[str]:
-    out: list[str] = []
-    limit = _length_limit(object_name, path)
-    if len(value) > limit:
-        out.append(f"{path}: {len(value)} characters; Stripe allows {limit} — shorten it in the model")
+    if length > rule.length_limit:
+        limit = rule.length_limit
+        out.append(f"{path}: {length} characters; Stripe allows {limit} — shorten it in the model")
     if "\x00" in value:
         out.append(f"{path}: contains a NUL character (\\x00), which cannot be stored or sent; remove it")
-    is_email = name == "email" or name.endswith("_email")
-    if is_email and len(value) <= EMAIL_MAX and not _EMAIL.match(value):
+    if rule.email and length <= EMAIL_MAX and not _EMAIL.match(value):
         out.append(f"{path}: {_show(value)} is not a valid email address; expected name@domain.tld")
-    if name == "statement_descriptor":
+    if rule.descriptor:
         bad = sorted(set(value) & _DESCRIPTOR_FORBIDDEN)
         if bad:
             shown = " ".join(bad)

@@ -121,6 +121,9 @@ class WriteResult:
     status: str  # ledger status: synced | deleted | archived | left
     action: str  # created | updated | restored | replaced | deleted | archived | cancelled | voided | left
     note: str | None = None
+    # What the adapter keeps beside the payload in the ledger (a subscription's item IDs), so that the
+    # next update needs no read first; merged into payload_json under keys starting with "_dss".
+    keep: Mapping[str, Any] | None = None
 
 
 def execute_change(adapter: StripeObject, gw: StripeGateway, change: Any, config: SyncConfig) -> WriteResult:

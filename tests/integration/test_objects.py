@@ -174,7 +174,7 @@ def test_price_amount_change(dbt_project, on_price_change):
     assert prices[new]["product"] == prices[old]["product"] == "prod_dss_pro"
     assert prices[old]["active"] is False
     # The subscription and the quote reference the price through `sync:`, so they follow it: the
-    # subscription's item keeps its ID and gets the new price (one read to learn the item IDs).
+    # subscription's item keeps its ID and gets the new price (the item IDs come from the ledger: no read).
     sub = _live(emu, "subscription")[sub_id]
     assert [i["id"] for i in sub["items"]["data"]] == item_ids
     assert [i["price"]["id"] for i in sub["items"]["data"]] == [new, prices_key(dbt_project, "pro_seat")]
@@ -183,10 +183,7 @@ def test_price_amount_change(dbt_project, on_price_change):
     assert _write_counts(emu.requests()) == Counter(
         {("POST", "prices"): 2, ("POST", "subscriptions"): 1, ("POST", "quotes"): 1}
     )
-    assert [r["method"] for r in emu.requests() if r["path"] == f"/v1/subscriptions/{sub_id}"] == [
-        "GET",
-        "POST",
-    ]
+    assert [r["method"] for r in emu.requests() if r["path"] == f"/v1/subscriptions/{sub_id}"] == ["POST"]
 
     emu.clear_requests()
     _ok(dbt_project.sync())
@@ -435,9 +432,10 @@ def test_subscription_items_update_in_place(dbt_project):
     _ok(dbt_project.sync())
     sent = {r["path"].rsplit("/", 1)[1]: r["params"] for r in api_writes(emu.requests())}
     assert set(sent) == {subs["s1"], subs["s2"]}
-    assert [r["method"] for r in emu.requests() if r["path"] == f"/v1/subscriptions/{subs['s1']}"] == [
-        "GET",
-        "POST",
+    # the item IDs come from the ledger: an items update is one request, no read first
+    assert [(r["method"], r["path"]) for r in emu.requests()] == [
+        ("POST", f"/v1/subscriptions/{subs['s1']}"),
+        ("POST", f"/v1/subscriptions/{subs['s2']}"),
     ]
     assert sent[subs["s1"]]["items"] == {
         "0": {"id": before["s1"][0]["id"], "quantity": "2"},
