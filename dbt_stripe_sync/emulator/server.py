@@ -109,7 +109,7 @@ class Emulator:
         if self._server is not None:
             return self
         contract.warm_up()
-        server = ThreadingHTTPServer((self.host, self.port), _handler_class(self))
+        server = _QuietServer((self.host, self.port), _handler_class(self))
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
@@ -414,6 +414,19 @@ class Emulator:
         return _Response(
             404, _json({"error": {"type": "emulator_error", "message": f"no such endpoint {path}"}})
         )
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a killed run, a timeout) is normal here, not a traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _body_id(body: bytes) -> str | None:
