@@ -92,7 +92,8 @@ def _query(root: Path, sql: str) -> list[tuple]:
 def _api(emu: Emulator, key: str = "sk_test_bench"):
     import stripe
 
-    return stripe.StripeClient(key, base_addresses={"api": emu.url}, max_network_retries=0)
+    # a naive loop, as users write it: sequential, with the SDK retrying what Stripe says to retry
+    return stripe.StripeClient(key, base_addresses={"api": emu.url}, max_network_retries=8)
 
 
 # ---- 1. planning cost per row ------------------------------------------------------------------------

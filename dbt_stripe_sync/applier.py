@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from dbt_stripe_sync import adoption
@@ -242,29 +242,58 @@ class Applier:
         *,
         checkpoint: bool = True,
     ) -> None:
+        """Checkpoint, send and record, without a barrier between batches.
+
+        Each batch is checkpointed (pending, with its key) before any of its writes is submitted, so
+        the crash-safety order holds per write; but the next batch is checkpointed while the current
+        one is still in flight, and outcomes are recorded in batches as they complete. The number of
+        writes in flight is what the gateway's limits can use (rate x latency), not a fixed count;
+        writes to one object never overlap (the gateway's keyed locks).
+        """
         size = max(1, self.settings.batch_size)
-        workers = max(1, self.settings.concurrency)
+        workers = self.settings.concurrency or max(1, getattr(self.gw, "max_in_flight", 4))
+        in_flight: dict[Future, Change] = {}
+        done: list[tuple[Change, LedgerEntry, str, str | None]] = []
+
+        def collect(block: bool) -> None:
+            if not in_flight:
+                return
+            finished, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                change = in_flight.pop(future)
+                done.append((change, *future.result()))
+
+        def record(at_least: int) -> None:
+            while len(done) >= max(at_least, 1):
+                chunk, done[:] = done[:size], done[size:]
+                for change, _, bucket, reason in chunk:
+                    result.add(bucket, change.key, reason)
+                self.store.write([entry for _, entry, _, _ in chunk], crash_inside="mid_record")
+                crashpoint("after_record")
+                self.on_batch()
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dss-send") as pool:
             for start in range(0, len(changes), size):
                 if getattr(self.gw, "unavailable", None):  # Stripe is unreachable: stop sending
                     result.not_sent += len(changes) - start
-                    return
+                    break
                 batch = changes[start : start + size]
                 if checkpoint:
                     self.store.write([self._pending(config, c) for c in batch])
                     crashpoint("after_checkpoint")
-                futures = [
-                    pool.submit(contextvars.copy_context().run, self._send_one, config, adapter, c)
-                    for c in batch
-                ]
-                outcomes = []
-                for change, future in zip(batch, futures, strict=True):
-                    outcome, bucket, reason = future.result()
-                    outcomes.append(outcome)
-                    result.add(bucket, change.key, reason)
-                self.store.write(outcomes, crash_inside="mid_record")
-                crashpoint("after_record")
-                self.on_batch()
+                for change in batch:
+                    while len(in_flight) >= workers * 2:  # keep the pool fed, the queue short
+                        collect(block=True)
+                    future = pool.submit(
+                        contextvars.copy_context().run, self._send_one, config, adapter, change
+                    )
+                    in_flight[future] = change
+                collect(block=False)
+                record(at_least=size)
+            while in_flight:
+                collect(block=True)
+                record(at_least=size)
+            record(at_least=1)
 
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change

@@ -22,7 +22,7 @@ class Settings:
     rate_limit: float | None = None  # requests/s; default by key: 25 test, 100 live
     search_rate_limit: float = 20.0
     endpoint_rate_limit: float | None = None  # requests/s per endpoint (method + path); default 25 (Stripe's)
-    concurrency: int = 4  # parallel writes (never two on one object)
+    concurrency: int | None = None  # writes in flight; default: what the rate limits can use (rate x latency)
     batch_size: int = 100  # rows per ledger checkpoint
     max_retries: int = 8
     request_timeout_s: float = 30.0
@@ -75,7 +75,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             if number < 0 or (key == "max_delete_fraction" and number > 1):
                 raise ValueError
             return number
-        if isinstance(default, int):
+        if isinstance(default, int) or key == "concurrency":
             number = int(value)
             if number < 1 and key != "max_retries":
                 raise ValueError

@@ -55,7 +55,7 @@ def test_lost_ledger_expired_keys_and_a_changed_price_duplicate_nothing(dbt_proj
             continue
         path = "/v1/" + {"invoiceitem": "invoiceitems"}.get(kind, kind + "s")
         lists = [r for r in requests if r["method"] == "GET" and r["path"] == path]
-        assert 1 <= len(lists) <= after[kind] / 100 + 2, (sync, len(lists))
+        assert len(lists) <= after[kind] / 100 + 2, (sync, len(lists))
     creates = [w for w in api_writes(requests) if w["path"].count("/") == 2]
     assert [w["path"] for w in creates] == ["/v1/prices"]  # the replacement price; nothing else re-created
 
@@ -128,7 +128,10 @@ def test_a_pending_create_is_not_resent_under_a_new_key_when_recovery_fails(dbt_
     crashed = project.sync("-s", "stripe_prices", "--vars", small, env={CRASH_ENV: "after_send#1"})
     assert crashed.returncode == -9
     pending = {k: v["idempotency_key"] for k, v in project.ledger("stripe_prices").items()}
-    assert len(pending) == 2 and len(emu.objects("price")) == 1
+    assert len(emu.objects("price")) == 1  # Stripe created one; the row's outcome was never recorded
+    assert len(pending) >= 2 and {v["status"] for v in project.ledger("stripe_prices").values()} == {
+        "pending"
+    }
 
     emu.set_faults(error_rate=1.0)
     emu.clear_requests()
