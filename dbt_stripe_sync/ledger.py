@@ -48,6 +48,7 @@ class LedgerEntry:
     first_synced_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     run_id: str | None = None
+    stripe_account: str | None = None  # Stripe Connect: the account holding the object (None: the platform)
 
     def evolve(self, **changes: Any) -> LedgerEntry:
         return replace(self, **changes)
