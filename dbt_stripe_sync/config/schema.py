@@ -138,6 +138,10 @@ def _translate(model: str, error: ValidationError) -> list[ConfigProblem]:
     if validator == "minLength":
         return [ConfigProblem(model, key, "must not be empty")]
     if validator == "oneOf" and path == ["account"]:
+        if isinstance(value, Mapping):
+            extras = [str(k) for k in value if k != "column"]
+            what = f"unknown key {quoted_list(extras)}" if extras else "`column` is required (a column name)"
+            return [ConfigProblem(model, key, f"{what}: a per-row account is `{{column: <column>}}`")]
         return [
             ConfigProblem(
                 model,

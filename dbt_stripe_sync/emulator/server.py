@@ -102,11 +102,11 @@ class Emulator:
         self.store = Store(seed=seed, search_delay_s=search_delay_s)  # the platform's own account
         self._seed = seed
         self.accounts: dict[str, Store] = {}  # connected account id -> its objects
-        for account in accounts:
-            self.add_account(account)
         self.idempotency = IdempotencyCache(ttl_s=idempotency_ttl_s)
         self.log = RequestLog()
         self._state_lock = threading.RLock()
+        for account in accounts:
+            self.add_account(account)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._request_rng = random.Random(f"requests-{seed}")
