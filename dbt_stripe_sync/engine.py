@@ -228,7 +228,7 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
 # ---- plan -------------------------------------------------------------------------------------
 def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
+    ledger_relation = store.readable_sql() if store.exists() else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)

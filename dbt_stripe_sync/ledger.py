@@ -87,6 +87,19 @@ class StateStore:
         )
         return f"(select {cols} where 1 = 0)"
 
+    def readable_sql(self) -> str:
+        """The ledger for reading without writing (`plan`): a ledger made by an older version lacks the
+        newer columns until a run adds them, so they read as null."""
+        have = {c.lower() for c in self.wh.columns_of(self.ledger) or []}
+        wanted = list(self.wh.macro("ledger_columns"))
+        if all(n.lower() in have for n, _ in wanted):
+            return self.ledger
+        cols = ", ".join(
+            self.wh.quote(n) if n.lower() in have else f"cast(null as {t}) as {self.wh.quote(n)}"
+            for n, t in wanted
+        )
+        return f"(select {cols} from {self.ledger} as older_ledger)"
+
     def ensure(self) -> None:
         """Create the state tables, and add columns that a newer version of this tool introduced."""
         self.wh.create_schema(self.schema)

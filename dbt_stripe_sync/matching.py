@@ -122,7 +122,7 @@ def synced_customers_by_email(
         chunk = wanted[start : start + EMAIL_BATCH]
         sql = store.wh.macro(
             "synced_customer_emails_sql",
-            ledger_relation=store.ledger,
+            ledger_relation=store.readable_sql(),  # `plan` on a ledger not yet migrated
             placeholders=[store.wh.placeholder] * len(chunk),
             account=account,
         )
