@@ -40,9 +40,12 @@ class Sizes:
     naive: int  # creates of the naive sequential loop
     latency_ms: float
     account: int  # customers already in Stripe for the matching worst case
+    connect_creates: int = 200  # Stripe Connect: creates per connected account (x CONNECT_ACCOUNTS)
 
 
-SMOKE = Sizes(plan_rows=2_000, model_rows=2_000, creates=20, naive=10, latency_ms=5, account=150)
+SMOKE = Sizes(
+    plan_rows=2_000, model_rows=2_000, creates=20, naive=10, latency_ms=5, account=150, connect_creates=20
+)
 DEFAULT = Sizes(
     plan_rows=100_000, model_rows=100_000, creates=1_000, naive=100, latency_ms=100, account=3_000
 )
@@ -425,6 +428,67 @@ def throughput(sizes: Sizes, tmp: Path) -> list[Row]:
     return rows
 
 
+# ---- 3b. Stripe Connect: many accounts, each at its own rate ----------------------------------------
+CONNECT_ACCOUNTS = 10
+_CONNECT = """
+version: 2
+models:
+  - name: bench_connect_one
+    config: {meta: {stripe_sync: {object: customer, mode: upsert, primary_key: k, account: {column: acct},
+             match: {field: email, column: email}, fields: {name: name}}}}
+  - name: bench_connect_many
+    config: {meta: {stripe_sync: {object: customer, mode: upsert, primary_key: k, account: {column: acct},
+             match: {field: email, column: email}, fields: {name: name}}}}
+"""
+
+
+def connect_accounts(sizes: Sizes, tmp: Path) -> list[Row]:
+    """The same creates into one connected account, then spread over CONNECT_ACCOUNTS accounts, side by
+    side, against an emulator enforcing Stripe's test-mode limits per account (25/s global, 25/s per
+    endpoint). Timed by the runs table (the sync itself, not dbt's start-up)."""
+    total = sizes.connect_creates * CONNECT_ACCOUNTS
+    accounts = [f"acct_1Bench{i}" for i in range(CONNECT_ACCOUNTS)]
+    root = tmp / "connect"
+    env = _make_example(root, 0)
+    (root / "models" / "bench_connect.yml").write_text(_CONNECT)
+    for name, acct in (
+        ("bench_connect_one", "'acct_1Bench0'"),
+        ("bench_connect_many", "'acct_1Bench' || (i % 10)"),
+    ):
+        (root / "models" / f"{name}.sql").write_text(
+            f"select cast(i as varchar) as k, 'c' || i || '@bench.example' as email, 'Bench ' || i as name, "
+            f"{acct} as acct from range({total}) as t(i)\n"
+        )
+    bench_diff.dbt(root, env, "run", "-s", "bench_connect_one", "bench_connect_many")
+    seconds: dict[str, float] = {}
+    limited: dict[str, int] = {}
+    for model in ("bench_connect_one", "bench_connect_many"):
+        with Emulator(
+            latency_ms=sizes.latency_ms, rate_limit=25, endpoint_rate_limit=25, accounts=accounts
+        ) as emu:
+            run_env = {**env, "STRIPE_API_KEY": "sk_test_bench", "STRIPE_API_BASE": emu.url}
+            vars_ = json.dumps({"dbt_stripe_sync": {"concurrency": 32}})  # the same for both runs
+            proc = _sync(root, run_env, "run", "--vars", vars_, "-s", model)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            creates = [r for r in emu.requests() if r["method"] == "POST" and r.get("status") == 200]
+            assert len(creates) == total, len(creates)
+            limited[model] = sum(1 for r in emu.requests() if r.get("status") == 429)
+        ((duration,),) = _query(
+            root, f"select max(duration_s) from main_stripe_sync.stripe_sync_runs where sync_name = '{model}'"
+        )
+        seconds[model] = float(duration)
+    one, many = seconds["bench_connect_one"], seconds["bench_connect_many"]
+    return [
+        Row(
+            f"Connect: {total} creates, {CONNECT_ACCOUNTS} accounts x {sizes.connect_creates} vs 1 account",
+            f"{many:.1f} s ({total / many:.0f}/s, {limited['bench_connect_many']} x 429)",
+            ">= 5x faster",
+            f"{one:.1f} s in 1 account ({total / one:.0f}/s, {limited['bench_connect_one']} x 429)",
+            _ratio(one, many),
+        )
+    ]
+
+
 # ---- 4. plan memory, diff, fixed cost ---------------------------------------------------------------------
 _RSS_PROBE = (
     "import resource, sys; from dbt_stripe_sync.cli import main; rc = main(sys.argv[1:]); "
@@ -578,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="1M-row plan, memory and diff scenarios")
     size.add_argument("--smoke", action="store_true", help="tiny sizes and 5 ms latency (CI)")
+    parser.add_argument("--only", help="run one scenario only (e.g. connect)")
     args = parser.parse_args(argv)
     sizes = FULL if args.full else SMOKE if args.smoke else DEFAULT
     started = time.perf_counter()
@@ -589,8 +654,11 @@ def main(argv: list[str] | None = None) -> int:
             ("writes and reads", lambda: writes_and_reads(sizes, tmp)),
             ("fixed cost", lambda: fixed_cost(tmp, 1 if args.smoke else 3)),
             ("throughput", lambda: throughput(sizes, tmp)),
+            ("connect", lambda: connect_accounts(sizes, tmp)),
             ("memory and diff", lambda: memory_and_diff(sizes, tmp)),
         ):
+            if args.only and args.only != name:
+                continue
             t0 = time.perf_counter()
             rows += step()
             print(f"[{name}: {time.perf_counter() - t0:.0f} s]", file=sys.stderr, flush=True)

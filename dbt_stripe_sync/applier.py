@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from dbt_stripe_sync import adoption
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.connect import entry_account, interleave
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
@@ -119,6 +120,7 @@ def change_from_pending(entry: LedgerEntry) -> Change:
         idempotency_key=entry.idempotency_key,
         reason=data.get("reason"),
         ledger=entry,
+        account=entry.stripe_account,  # Connect: finished in the account it was checkpointed for
     )
 
 
@@ -148,7 +150,7 @@ class Applier:
         quiet = [c for c in plan.changes if not c.calls_stripe]
         entries = [self._ledger_only(config, c, result) for c in quiet]
         self.store.write([e for e in entries if e is not None])
-        writes = [c for c in plan.changes if c.calls_stripe]
+        writes = interleave([c for c in plan.changes if c.calls_stripe])  # Connect: accounts in parallel
         self._send_in_batches(config, adapter, writes, result)
 
     def recover(
@@ -212,24 +214,28 @@ class Applier:
             return {}
         times = [calendar.timegm(e.updated_at.timetuple()) for e, _ in creating if e.updated_at]
         out: dict[str, WriteResult] = {}
-        with self.gw.scope(config.name):
-            tagged = adoption.scan(self.gw, adapter, config.name, since=min(times) if times else None)
-            found = adoption.adopt_by_key(adapter.name, tagged, config.name, [c.key for _, c in creating])
-            for _, change in creating:
-                obj = found.get(change.key)
-                if obj is None or obj["id"] == change.stripe_id:
-                    continue  # nothing new carries the row's tag: the write did not happen
-                if change.action == "replace" and change.stripe_id:  # the new price exists: archive the old
-                    try:  # archiving sets a value: a fresh key each time is safe (an old one may be burnt)
+        found: dict[str, dict] = {}
+        for account in dict.fromkeys(c.account for _, c in creating):  # each account holds its own
+            with self.gw.scope(config.name), self.gw.acting_for(account):
+                tagged = adoption.scan(self.gw, adapter, config.name, since=min(times) if times else None)
+                keys = [c.key for _, c in creating if c.account == account]
+                found.update(adoption.adopt_by_key(adapter.name, tagged, config.name, keys))
+        for _, change in creating:
+            obj = found.get(change.key)
+            if obj is None or obj["id"] == change.stripe_id:
+                continue  # nothing new carries the row's tag: the write did not happen
+            if change.action == "replace" and change.stripe_id:  # the new price exists: archive the old
+                try:  # archiving sets a value: a fresh key each time is safe (an old one may be burnt)
+                    with self.gw.scope(config.name), self.gw.acting_for(change.account):
                         adapter.delete(
                             self.gw,
                             change.stripe_id,
                             config,
                             f"{change.idempotency_key}_a{uuid.uuid4().hex[:8]}",
                         )
-                    except StripeRequestError:
-                        continue  # stays pending: the next pass finds the new price again
-                out[change.key] = WriteResult(obj["id"], L.SYNCED, "created", f"found {obj['id']} by its tag")
+                except StripeRequestError:
+                    continue  # stays pending: the next pass finds the new price again
+            out[change.key] = WriteResult(obj["id"], L.SYNCED, "created", f"found {obj['id']} by its tag")
         return out
 
     # ---- internals ------------------------------------------------------------------------------
@@ -298,7 +304,7 @@ class Applier:
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change
     ) -> tuple[LedgerEntry, str, str | None]:
-        with self.gw.scope(config.name):
+        with self.gw.scope(config.name), self.gw.acting_for(change.account):
             try:
                 written = self._execute(adapter, change, config)
                 crashpoint("after_send")
@@ -341,9 +347,10 @@ class Applier:
             return adapter.execute(self.gw, fresh, config)
 
     def _base(self, config: SyncConfig, change: Change) -> LedgerEntry:
-        return change.ledger or LedgerEntry(
+        base = change.ledger or LedgerEntry(
             sync_name=config.name, source_key=change.key, object_type=config.object, attempts=0
         )
+        return base.evolve(stripe_account=entry_account(base, change))
 
     def _pending(self, config: SyncConfig, change: Change, *, key_burnt: bool = False) -> LedgerEntry:
         base = self._base(config, change)

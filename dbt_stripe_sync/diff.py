@@ -40,6 +40,8 @@ def fingerprint(config: SyncConfig) -> str:
         "on_null": config.on_null,
         "options": config.options,
     }
+    if config.account is not None:  # a new account re-plans every row (and rejects the moves)
+        shape["account"] = [config.account.id, config.account.column]
     return hashlib.sha256(json.dumps(shape, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -66,6 +68,7 @@ def run_diff(
         references=[{"sync": r.sync, "column": r.column} for r in sync_refs],
         include_deletes=include_deletes,
         retry_rejected=retry_rejected,
+        account=_account_sql(config, columns),
     )
     names, rows = wh.query(sql)
     index = {n.lower(): i for i, n in enumerate(names)}
@@ -84,6 +87,16 @@ def run_diff(
         )
     _, count = wh.query(wh.macro("count_sql", model_relation=model_relation))
     return DiffResult(rows=out, model_rows=int(count[0][0]))
+
+
+def _account_sql(config: SyncConfig, columns: list[str]) -> dict[str, Any]:
+    """How the diff SQL reads a row's account, so `sync:` references resolve within that account:
+    {"literal": "acct_…"}, {"column_index": i} (the i-th selected column), or {} (the platform)."""
+    if config.account is None:
+        return {}
+    if config.account.id is not None:
+        return {"literal": config.account.id}
+    return {"column_index": columns.index(config.account.column or "")}
 
 
 def _check_keys(wh: Warehouse, config: SyncConfig, model_relation: str) -> None:

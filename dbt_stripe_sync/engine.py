@@ -17,6 +17,7 @@ from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.connect_plan import plan_by_account
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
 from dbt_stripe_sync.errors import SyncAborted, UsageError
@@ -227,7 +228,7 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
 # ---- plan -------------------------------------------------------------------------------------
 def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
+    ledger_relation = store.readable_sql() if store.exists() else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)
@@ -262,10 +263,13 @@ def _make_plan(
     )
     crashpoint("after_diff")
     adapter = adapter_for(config.object)
-    lookups = gather(config, diff, gw, store)
-    lookups = bind(config, adapter, diff, gw, store, prep.relations[config.model], lookups)
     live = store.count_live(config.name) if store is not None else 0
     token = (run_id or "plan") if prep.full_refresh else None
+    if config.account is not None:  # Stripe Connect: each account's rows are planned inside it
+        relation = prep.relations[config.model]
+        return plan_by_account(config, adapter, prep.settings, diff, gw, store, relation, live, token)
+    lookups = gather(config, diff, gw, store)
+    lookups = bind(config, adapter, diff, gw, store, prep.relations[config.model], lookups)
     return build_plan(config, adapter, prep.settings, diff, lookups, live, full_refresh=token)
 
 

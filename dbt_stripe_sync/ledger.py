@@ -48,6 +48,7 @@ class LedgerEntry:
     first_synced_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     run_id: str | None = None
+    stripe_account: str | None = None  # Stripe Connect: the account holding the object (None: the platform)
 
     def evolve(self, **changes: Any) -> LedgerEntry:
         return replace(self, **changes)
@@ -85,6 +86,19 @@ class StateStore:
             f"cast(null as {t}) as {self.wh.quote(n)}" for n, t in self.wh.macro("ledger_columns")
         )
         return f"(select {cols} where 1 = 0)"
+
+    def readable_sql(self) -> str:
+        """The ledger for reading without writing (`plan`): a ledger made by an older version lacks the
+        newer columns until a run adds them, so they read as null."""
+        have = {c.lower() for c in self.wh.columns_of(self.ledger) or []}
+        wanted = list(self.wh.macro("ledger_columns"))
+        if all(n.lower() in have for n, _ in wanted):
+            return self.ledger
+        cols = ", ".join(
+            self.wh.quote(n) if n.lower() in have else f"cast(null as {t}) as {self.wh.quote(n)}"
+            for n, t in wanted
+        )
+        return f"(select {cols} from {self.ledger} as older_ledger)"
 
     def ensure(self) -> None:
         """Create the state tables, and add columns that a newer version of this tool introduced."""

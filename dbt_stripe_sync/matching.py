@@ -53,14 +53,20 @@ class CustomerDirectory:
         self._whole_account = False
 
 
-_DIRECTORIES: weakref.WeakKeyDictionary[StripeGateway, CustomerDirectory] = weakref.WeakKeyDictionary()
+_DIRECTORIES: weakref.WeakKeyDictionary[StripeGateway, dict[str | None, CustomerDirectory]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def directory_for(gw: StripeGateway) -> CustomerDirectory:
-    """The run's directory: one gateway serves one run."""
-    directory = _DIRECTORIES.get(gw)
+def directory_for(gw: StripeGateway, account: str | None = None) -> CustomerDirectory:
+    """The run's directory of one Stripe account (Connect: each account has its own customers); one
+    gateway serves one run."""
+    directories = _DIRECTORIES.get(gw)
+    if directories is None:
+        directories = _DIRECTORIES[gw] = {}
+    directory = directories.get(account)
     if directory is None:
-        directory = _DIRECTORIES[gw] = CustomerDirectory()
+        directory = directories[account] = CustomerDirectory()
     return directory
 
 
@@ -105,17 +111,20 @@ def ids_to_look_up(config: SyncConfig, diff: DiffResult) -> list[str]:
     return sorted(ids)
 
 
-def synced_customers_by_email(store: StateStore, emails: Iterable[str]) -> dict[str, str]:
-    """email -> Stripe ID of a customer this tool synced with that email (the first synced), from the
-    ledger in SQL: no API call."""
+def synced_customers_by_email(
+    store: StateStore, emails: Iterable[str], account: str | None = None
+) -> dict[str, str]:
+    """email -> Stripe ID of a customer this tool synced with that email (the first synced) in
+    `account` (None: the platform's own), from the ledger in SQL: no API call."""
     wanted = sorted(set(emails))
     out: dict[str, str] = {}
     for start in range(0, len(wanted), EMAIL_BATCH):
         chunk = wanted[start : start + EMAIL_BATCH]
         sql = store.wh.macro(
             "synced_customer_emails_sql",
-            ledger_relation=store.ledger,
+            ledger_relation=store.readable_sql(),  # `plan` on a ledger not yet migrated
             placeholders=[store.wh.placeholder] * len(chunk),
+            account=account,
         )
         _, rows = store.wh.query(sql, chunk)
         for email, stripe_id in rows:
@@ -124,8 +133,14 @@ def synced_customers_by_email(store: StateStore, emails: Iterable[str]) -> dict[
 
 
 def gather(
-    config: SyncConfig, diff: DiffResult, gw: StripeGateway | None, store: StateStore | None
+    config: SyncConfig,
+    diff: DiffResult,
+    gw: StripeGateway | None,
+    store: StateStore | None,
+    account: str | None = None,
 ) -> Lookups:
+    """Look-ups for the rows of `diff`, all inside `account` (Stripe Connect; None: the platform). The
+    caller makes the gateway act for that account (`gw.acting_for`)."""
     from dbt_stripe_sync.stripe_objects import adapter_for
 
     to_match = match_emails(config, diff)
@@ -133,11 +148,11 @@ def gather(
     ids = ids_to_look_up(config, diff)
     from_ledger: dict[str, list[dict]] = {}
     if refs and store is not None and store.exists():
-        from_ledger = {e: [{"id": i}] for e, i in synced_customers_by_email(store, refs).items()}
+        from_ledger = {e: [{"id": i}] for e, i in synced_customers_by_email(store, refs, account).items()}
     emails = to_match | (refs - set(from_ledger))
     if gw is None:
         return Lookups(by_email=from_ledger)
-    directory = directory_for(gw)
+    directory = directory_for(gw, account)
     before = gw.stats.for_scope(config.name).requests
     with gw.scope(config.name):
         found = directory.find(gw, emails) if emails else {}

@@ -29,6 +29,7 @@ class Change:
     idempotency_key: str | None = None
     reason: str | None = None  # why rejected/skipped, or a note (adopted, delete translation)
     ledger: LedgerEntry | None = None  # the row's ledger entry before this run
+    account: str | None = None  # Stripe Connect: the connected account written to (None: the platform)
 
     @property
     def calls_stripe(self) -> bool:

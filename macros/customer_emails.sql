@@ -21,12 +21,13 @@
   {{ return("(cast(" ~ column ~ " as json) ->> '" ~ key ~ "')") }}
 {% endmacro %}
 
-{% macro synced_customer_emails_sql(ledger_relation, placeholders) %}
-  {{ return(adapter.dispatch('synced_customer_emails_sql', 'dbt_stripe_sync')(ledger_relation, placeholders)) }}
+{#- account: the Stripe Connect account whose customers are wanted (a literal; none = the platform's) -#}
+{% macro synced_customer_emails_sql(ledger_relation, placeholders, account=none) %}
+  {{ return(adapter.dispatch('synced_customer_emails_sql', 'dbt_stripe_sync')(ledger_relation, placeholders, account)) }}
 {% endmacro %}
 
 {#- (email, stripe_id) of synced customers whose email is one of the bound values, the first synced first -#}
-{% macro default__synced_customer_emails_sql(ledger_relation, placeholders) %}
+{% macro default__synced_customer_emails_sql(ledger_relation, placeholders, account=none) %}
   {%- set sql -%}
 select email, stripe_id
 from (
@@ -34,6 +35,7 @@ from (
            first_synced_at, sync_name, source_key
     from {{ ledger_relation }} as ledger_rows
     where object_type = 'customer' and status = 'synced' and stripe_id is not null
+      and {{ 'stripe_account is null' if account is none else 'stripe_account = ' ~ dbt_stripe_sync.sql_string(account) }}
 ) as synced_customers
 where email in ({{ placeholders | join(', ') }})
 order by email, first_synced_at, sync_name, source_key

@@ -45,11 +45,13 @@
   {{ return('select count(*) from ' ~ model_relation) }}
 {% endmacro %}
 
-{% macro diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected) %}
-  {{ return(adapter.dispatch('diff_sql', 'dbt_stripe_sync')(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected)) }}
+{#- account: how a row names its Stripe Connect account, so `sync:` references resolve only within it:
+    {'literal': 'acct_…'}, {'column_index': i} (the i-th of `columns`), or {} (the platform account) -#}
+{% macro diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}) %}
+  {{ return(adapter.dispatch('diff_sql', 'dbt_stripe_sync')(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account)) }}
 {% endmacro %}
 
-{% macro default__diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected) %}
+{% macro default__diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}) %}
   {%- set str = dbt.type_string() -%}
   {%- set q = dbt_stripe_sync.sql_string -%}
   {%- set src_cols = [] -%}
@@ -60,11 +62,19 @@
   {%- for c in columns -%}{%- do hash_parts.append('s.c' ~ loop.index0) -%}{%- endfor -%}
   {%- set ref_cols = [] -%}
   {%- set ref_joins = [] -%}
+  {%- if account.get('literal') -%}
+    {%- set account_expr = q(account['literal']) -%}
+  {%- elif account.get('column_index') is not none -%}
+    {%- set account_expr = 'cast(s.c' ~ account['column_index'] ~ ' as ' ~ str ~ ')' -%}
+  {%- else -%}
+    {%- set account_expr = none -%}
+  {%- endif -%}
   {%- for r in references -%}
     {%- set a = 'rf' ~ loop.index0 -%}
     {%- set key_expr = 'cast(s.c' ~ columns.index(r['column']) ~ ' as ' ~ str ~ ')' -%}
     {%- do ref_joins.append('left join ' ~ ledger_relation ~ ' as ' ~ a ~ ' on ' ~ a ~ '.sync_name = ' ~ q(r['sync'])
-          ~ ' and ' ~ a ~ '.source_key = ' ~ key_expr ~ " and " ~ a ~ ".status = 'synced'") -%}
+          ~ ' and ' ~ a ~ '.source_key = ' ~ key_expr ~ " and " ~ a ~ ".status = 'synced'"
+          ~ ' and ' ~ (a ~ '.stripe_account is null' if account_expr is none else a ~ '.stripe_account = ' ~ account_expr)) -%}
     {%- do ref_cols.append(a ~ '.stripe_id as r' ~ loop.index0) -%}
     {%- do hash_parts.append(a ~ '.stripe_id') -%}
   {%- endfor -%}

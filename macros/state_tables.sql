@@ -27,6 +27,7 @@
     ('first_synced_at', dbt.type_timestamp()),
     ('updated_at', dbt.type_timestamp()),
     ('run_id', dbt.type_string()),
+    ('stripe_account', dbt.type_string()),
   ]) }}
 {% endmacro %}
 

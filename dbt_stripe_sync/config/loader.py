@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, ConfigProblem
-from .model import FieldMapping, Match, Reference, SyncConfig
+from .model import Account, FieldMapping, Match, Reference, SyncConfig
 from .objects import OBJECT_OPTIONS, BlockView, check_semantics
 from .schema import check_shape
 
@@ -69,7 +69,16 @@ def build(model_name: str, unique_id: str, block: Mapping[str, Any]) -> SyncConf
         on_null=block.get("on_null", "skip"),
         delete=block.get("delete", "nothing"),
         options=options,
+        account=_account(block.get("account")),
     )
+
+
+def _account(value: Any) -> Account | None:
+    if isinstance(value, str):
+        return Account(id=value)
+    if isinstance(value, Mapping):
+        return Account(column=value["column"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,14 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Account:
+    """Stripe Connect: the connected account a sync writes to (one for every row, or per row)."""
+
+    id: str | None = None  # acct_...: every row
+    column: str | None = None  # model column holding each row's acct_...
+
+
+@dataclass(frozen=True)
 class FieldMapping:
     """One Stripe field path fed by one model column (`address.line1 <- street`)."""
 
@@ -60,6 +68,7 @@ class SyncConfig:
     # object-specific options (validated per object), e.g. on_price_change, void_finalized,
     # proration_behavior, move_subscriptions
     options: dict[str, Any] = field(default_factory=dict)
+    account: Account | None = None  # Stripe Connect; None = the platform's own account
 
     @property
     def name(self) -> str:
@@ -73,4 +82,6 @@ class SyncConfig:
             cols.append(self.match.column)
         cols += [f.column for f in self.fields]
         cols += [r.column for r in self.references]
+        if self.account is not None and self.account.column:
+            cols.append(self.account.column)
         return list(dict.fromkeys(cols))

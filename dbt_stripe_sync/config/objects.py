@@ -118,6 +118,7 @@ def check_semantics(view: BlockView) -> list[ConfigProblem]:
         _check_list_indexes,
         _check_something_to_sync,
         _check_columns,
+        _check_account,
     )
     return [problem for check in checks for problem in check(view)]
 
@@ -440,7 +441,24 @@ def named_columns(view: BlockView) -> list[tuple[str, str]]:
     out.append((key_path("match", "column"), view.mapping("match").get("column")))
     out += [(key_path("fields", p), c) for p, c in view.fields()]
     out += [(key_path("references", t, "column"), r.get("column")) for t, r in view.references()]
+    account = view.raw.get("account")
+    if isinstance(account, Mapping):
+        out.append((key_path("account", "column"), account.get("column")))
     return [(k, c) for k, c in out if isinstance(c, str) and c]
+
+
+def _check_account(view: BlockView) -> Iterator[ConfigProblem]:
+    """A literal `account:` must look like a Stripe account ID (the column form is checked per row)."""
+    from dbt_stripe_sync.connect import looks_like_account
+
+    account = view.raw.get("account")
+    if isinstance(account, str) and account and not looks_like_account(account):
+        yield view.problem(
+            key_path("account"),
+            f"{account!r} is not a Stripe account ID",
+            "write the connected account's ID (acct_ followed by letters and digits, as in the Dashboard), "
+            "or `account: {column: <column>}` to read it per row",
+        )
 
 
 def _plain(column: str) -> str:

@@ -57,6 +57,18 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "on_null": {"enum": ["skip", "clear"]},
+        # Stripe Connect: the connected account written to, for every row or per row from a column
+        "account": {
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {
+                    "type": "object",
+                    "required": ["column"],
+                    "additionalProperties": False,
+                    "properties": {"column": _COLUMN},
+                },
+            ]
+        },
         "delete": {"enum": ["nothing", "delete"]},
         **OPTION_VALUES,
     },
@@ -77,6 +89,7 @@ _SHAPE_HINTS: dict[str | None, str] = {
     "fields": "write one Stripe field per line: `fields: {name: full_name, address.city: city}`",
     "references": "write `references: {customer: {by: email, column: <column>}}`",
     "reference": "write `{by: email, column: <column>}` or `{sync: <model name>, column: <column>}`",
+    "account": "write `account: acct_123` (one connected account) or `account: {column: <column>}` (per row)",
 }
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
@@ -124,6 +137,19 @@ def _translate(model: str, error: ValidationError) -> list[ConfigProblem]:
         return [ConfigProblem(model, key, f"must be {what}, got {describe_type(value)}", hint)]
     if validator == "minLength":
         return [ConfigProblem(model, key, "must not be empty")]
+    if validator == "oneOf" and path == ["account"]:
+        if isinstance(value, Mapping):
+            extras = [str(k) for k in value if k != "column"]
+            what = f"unknown key {quoted_list(extras)}" if extras else "`column` is required (a column name)"
+            return [ConfigProblem(model, key, f"{what}: a per-row account is `{{column: <column>}}`")]
+        return [
+            ConfigProblem(
+                model,
+                key,
+                f"must be an account ID or {{column: ...}}, got {describe_type(value)}",
+                _SHAPE_HINTS["account"],
+            )
+        ]
     if validator == "oneOf":
         if not isinstance(value, Mapping):
             return []  # already reported as "must be a mapping"

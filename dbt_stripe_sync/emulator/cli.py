@@ -79,6 +79,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--idempotency-ttl-s", type=float, default=86400, help="seconds an idempotency key is remembered"
     )
+    parser.add_argument(
+        "--account",
+        type=_account,
+        action="append",
+        metavar="ACCT_ID",
+        help="declare a connected account (Stripe Connect) requests may name in Stripe-Account; repeat "
+        "for several (an undeclared one is refused with 403 account_invalid, as Stripe does)",
+    )
+
+
+def _account(value: str) -> str:
+    from dbt_stripe_sync.emulator.accounts import check_account_id
+
+    try:
+        return check_account_id(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
@@ -100,7 +117,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             "idempotency_ttl_s",
         )
     }
-    return Emulator(args.host, args.port, **kwargs)
+    return Emulator(args.host, args.port, accounts=getattr(args, "account", None) or (), **kwargs)
 
 
 def run_from_args(args: argparse.Namespace) -> int:

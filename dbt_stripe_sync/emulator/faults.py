@@ -89,8 +89,10 @@ class Faults:
             # A stream of its own, so adding this fault left the other faults' draws under a seed unchanged.
             self._rate_limited_rng = random.Random(f"faults-rate-limited-{config.seed}")
             self._error_applied_rng = random.Random(f"faults-error-applied-{config.seed}")
-            self._api_window = SlidingWindow()
-            self._search_window = SlidingWindow()
+            # Stripe's limits are per account (Connect: each connected account has its own): keyed by
+            # the Stripe-Account acted for ("" = the platform itself)
+            self._api_windows: dict[str, SlidingWindow] = {}
+            self._search_windows: dict[str, SlidingWindow] = {}
             self._endpoint_windows: dict[str, SlidingWindow] = {}
 
     def update(self, **changes: object) -> FaultConfig:
@@ -101,17 +103,21 @@ class Faults:
         self.configure(new)
         return new
 
-    def check_rate(self, *, search: bool, endpoint: str | None = None) -> None:
+    def check_rate(self, *, search: bool, endpoint: str | None = None, account: str | None = None) -> None:
         """Raise Stripe's 429 when the request exceeds a configured rate: search's own budget or the
-        global one, and its endpoint's (`endpoint` like "POST /v1/customers/{id}")."""
+        global one, and its endpoint's (`endpoint` like "POST /v1/customers/{id}"), each counted per
+        account (`account`: the connected account acted for, None = the platform)."""
+        acct = account or ""
         with self._lock:
             now = time.monotonic()
             if search:
-                ok = self._search_window.admit(self.config.search_rate_limit, now)
+                ok = self._search_windows.setdefault(acct, SlidingWindow()).admit(
+                    self.config.search_rate_limit, now
+                )
             else:
-                ok = self._api_window.admit(self.config.rate_limit, now)
+                ok = self._api_windows.setdefault(acct, SlidingWindow()).admit(self.config.rate_limit, now)
             if ok and endpoint is not None and self.config.endpoint_rate_limit is not None:
-                window = self._endpoint_windows.setdefault(endpoint, SlidingWindow())
+                window = self._endpoint_windows.setdefault(f"{acct} {endpoint}", SlidingWindow())
                 ok = window.admit(self.config.endpoint_rate_limit, now)
         if not ok:
             raise rate_limited()

@@ -43,10 +43,11 @@ class IdempotencyCache:
                 self._entries[key] = SavedResponse(fingerprint=fingerprint)
                 return None
             if entry.fingerprint != fingerprint:
+                shown = key.split("\x1f")[-1]  # keys are stored per account as "<acct>\x1f<key>"
                 raise StripeError(
                     400,
                     "Keys for idempotent requests can only be used with the same parameters they were "
-                    f"first used with. Try using a key other than '{key}' if you meant to execute a "
+                    f"first used with. Try using a key other than '{shown}' if you meant to execute a "
                     "different request.",
                     type="idempotency_error",
                 )

@@ -15,11 +15,13 @@ import string
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from dbt_stripe_sync.emulator import contract, routing
+from dbt_stripe_sync.emulator.accounts import check_account_id, no_access
 from dbt_stripe_sync.emulator.errors import StripeError, unrecognized_url
 from dbt_stripe_sync.emulator.expand import expand
 from dbt_stripe_sync.emulator.faults import (
@@ -77,7 +79,10 @@ class Emulator:
         seed: int = 0,
         search_delay_s: float = 0.0,
         idempotency_ttl_s: float = 86400,
+        accounts: Iterable[str] = (),
     ) -> None:
+        """`accounts`: connected account IDs (acct_...) requests may name in `Stripe-Account`; each
+        keeps its own objects, idempotency keys and rate limits (see `add_account`)."""
         self.host, self.port = host, port
         self.faults = Faults(
             FaultConfig(
@@ -94,10 +99,14 @@ class Emulator:
                 seed=seed,
             )
         )
-        self.store = Store(seed=seed, search_delay_s=search_delay_s)
+        self.store = Store(seed=seed, search_delay_s=search_delay_s)  # the platform's own account
+        self._seed = seed
+        self.accounts: dict[str, Store] = {}  # connected account id -> its objects
         self.idempotency = IdempotencyCache(ttl_s=idempotency_ttl_s)
         self.log = RequestLog()
         self._state_lock = threading.RLock()
+        for account in accounts:
+            self.add_account(account)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._request_rng = random.Random(f"requests-{seed}")
@@ -153,19 +162,42 @@ class Emulator:
         """Forget all objects, idempotency keys and the request log (fault settings stay)."""
         with self._state_lock:
             self.store.reset()
+            for store in self.accounts.values():
+                store.reset()
             self.idempotency.clear()
             self.log.clear()
 
-    def objects(self, type_name: str) -> list[dict[str, Any]]:
+    def objects(self, type_name: str, account: str | None = None) -> list[dict[str, Any]]:
         """Stored objects of one type (customer, product, price, subscription, invoice, invoiceitem,
-        quote, subscription_item), oldest first, as the API would render them."""
+        quote, subscription_item), oldest first, as the API would render them; `account`: those of a
+        connected account (default: the platform's own)."""
         type_name = _TYPE_ALIASES.get(type_name, type_name)
         if type_name not in TYPES:
             raise KeyError(f"unknown object type {type_name!r}; known: {', '.join(TYPES)}")
+        if account is not None and account not in self.accounts:
+            raise KeyError(f"unknown connected account {account!r}; declared: {', '.join(self.accounts)}")
+        store = self.store if account is None else self.accounts[account]
         with self._state_lock:
-            return json.loads(
-                _json([render(self.store, type_name, o) for o in self.store.objects[type_name].values()])
-            )
+            return json.loads(_json([render(store, type_name, o) for o in store.objects[type_name].values()]))
+
+    def add_account(self, account: str) -> str:
+        """Declare a connected account (Stripe Connect): requests with `Stripe-Account: <account>` then
+        act inside it, with its own IDs, lists, search, idempotency keys and rate limits. Idempotent."""
+        check_account_id(account)
+        with self._state_lock:
+            if account not in self.accounts:
+                self.accounts[account] = Store(
+                    seed=f"{self._seed}-{account}", search_delay_s=self.store.search_delay_s
+                )
+        return account
+
+    def _store_for(self, account: str | None, authorization: str | None) -> Store:
+        if account is None:
+            return self.store
+        store = self.accounts.get(account)
+        if store is None:
+            raise no_access(account, _shown_key(authorization))
+        return store
 
     def expire_idempotency_keys(self) -> int:
         """Forget every saved idempotent response, as Stripe does after 24 hours."""
@@ -178,6 +210,8 @@ class Emulator:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
         if "search_delay_s" in settings:
             self.store.search_delay_s = float(settings.pop("search_delay_s"))
+            for store in self.accounts.values():
+                store.search_delay_s = self.store.search_delay_s
         if "idempotency_ttl_s" in settings:
             self.idempotency.ttl_s = float(settings.pop("idempotency_ttl_s"))
         if settings:
@@ -225,6 +259,7 @@ class Emulator:
             "object_type": None,
             "params": {},
             "idempotency_key": headers.get("idempotency-key"),
+            "account": headers.get("stripe-account"),  # Stripe Connect: the account acted for
             "replayed": False,
             "fault": None,
         }
@@ -240,17 +275,19 @@ class Emulator:
                 raw.update(decode(body))
             entry["params"] = raw
             _authenticate(headers.get("authorization"))
+            account = headers.get("stripe-account") or None
+            store = self._store_for(account, headers.get("authorization"))
             found = routing.match(method, path)
             if found is None:
                 raise unrecognized_url(method, path)
             route, object_id = found
             entry["object_type"], entry["object_id"] = route.type_name, object_id
             try:
-                self.faults.check_rate(search=route.search, endpoint=route.template)
+                self.faults.check_rate(search=route.search, endpoint=route.template, account=account)
             except StripeError:
                 entry["fault"] = "rate_limit"
                 raise
-            lock_target = object_id if route.write else None
+            lock_target = f"{account or ''}/{object_id}" if route.write and object_id else None
             try:
                 self._lock_object(lock_target)
             except StripeError:
@@ -272,8 +309,13 @@ class Emulator:
                     raise injected_server_error(draw.should_retry) if draw.error else lock_timeout(object_id)
                 saved = None
                 if keyed:
-                    idem_key = headers["idempotency-key"]
-                    response_headers["Idempotency-Key"] = idem_key
+                    response_headers["Idempotency-Key"] = headers["idempotency-key"]
+                    # Stripe keeps idempotency keys per account: the same key in two accounts is two requests
+                    idem_key = (
+                        f"{account}\x1f{headers['idempotency-key']}"
+                        if account
+                        else headers["idempotency-key"]
+                    )
                     fingerprint = json.dumps([method, path, raw], sort_keys=True)
                     saved = self.idempotency.begin(idem_key, fingerprint)
                     claimed = saved is None
@@ -299,11 +341,11 @@ class Emulator:
                 if saved_error and idem_key:
                     return self._saved_server_error(
                         route, params, object_id, request_id, idem_key, draw.error_applied, entry,
-                        response_headers,
+                        response_headers, store,
                     )  # fmt: skip
                 # From here on the handler runs: Stripe saves its result, even an error, for replay.
                 status, payload, extra_headers, result_id = self._execute(
-                    route, params, object_id, request_id
+                    route, params, object_id, request_id, store
                 )
                 if claimed and idem_key:
                     self.idempotency.finish(idem_key, status, payload, extra_headers, request_id)
@@ -348,12 +390,13 @@ class Emulator:
         applied: bool,
         entry: dict[str, Any],
         response_headers: dict[str, str],
+        store: Store,
     ) -> tuple[_Response, dict[str, Any]]:
         """An injected 500 on a keyed POST that began executing: saved for the key and replayed for
         every retry with it. With `applied`, the write took effect before the 500 (the dangerous
         case: the caller cannot tell, and the same key never tells it)."""
         if applied:
-            status, _, _, result_id = self._execute(route, params, object_id, request_id)
+            status, _, _, result_id = self._execute(route, params, object_id, request_id, store)
             entry["object_id"] = entry["object_id"] or result_id
             entry["fault"] = "error_applied" if status == 200 else "error"
         else:
@@ -365,26 +408,20 @@ class Emulator:
         return _Response(500, body, {**response_headers, **headers}), entry
 
     def _execute(
-        self, route: Route, params: dict[str, Any], object_id: str | None, request_id: str
+        self, route: Route, params: dict[str, Any], object_id: str | None, request_id: str, store: Store
     ) -> tuple[int, bytes, dict[str, str], str | None]:
         """Run a validated call atomically: (status, body, extra headers, id of the object returned)."""
         expand_paths = [p for p in params.pop("expand", []) if isinstance(p, str)]
         with self._state_lock:
             try:
-                with self.store.transaction():
-                    result = route.handler(self.store, params, object_id)
-                    view = routing.render_result(self.store, result)
-                    view = routing.include(self.store, view, expand_paths)
-                    view = expand(view, expand_paths, self._lookup_for_expand)
+                with store.transaction():
+                    result = route.handler(store, params, object_id)
+                    view = routing.render_result(store, result)
+                    view = routing.include(store, view, expand_paths)
+                    view = expand(view, expand_paths, lambda t, i: _lookup_for_expand(store, t, i))
                     return 200, _json(view), {}, view.get("id")
             except StripeError as exc:
                 return exc.status, _json(exc.body(request_id)), exc.headers(), None
-
-    def _lookup_for_expand(self, type_name: str, object_id: str) -> dict[str, Any] | None:
-        obj = self.store.get(type_name, object_id)
-        if obj is None:
-            return self.store.deleted[type_name].get(object_id)
-        return render(self.store, type_name, obj)
 
     def handle_admin(self, method: str, path: str, body: str) -> _Response:
         """`/_emulator/*`: inspection and control, never subject to faults or auth."""
@@ -397,6 +434,12 @@ class Emulator:
                 return _Response(200, _json({"cleared": True}))
             if method == "GET" and len(parts) == 2 and parts[0] == "objects":
                 return _Response(200, _json(self.objects(parts[1])))
+            if method == "GET" and parts == ["accounts"]:
+                return _Response(200, _json(sorted(self.accounts)))
+            if method == "POST" and parts == ["accounts"]:
+                return _Response(200, _json({"id": self.add_account(json.loads(body or "{}").get("id"))}))
+            if method == "GET" and len(parts) == 4 and parts[0] == "accounts" and parts[2] == "objects":
+                return _Response(200, _json(self.objects(parts[3], account=parts[1])))
             if method == "POST" and parts == ["reset"]:
                 self.reset()
                 return _Response(200, _json({"reset": True}))
@@ -427,6 +470,19 @@ class _QuietServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
         super().handle_error(request, client_address)
+
+
+def _lookup_for_expand(store: Store, type_name: str, object_id: str) -> dict[str, Any] | None:
+    obj = store.get(type_name, object_id)
+    if obj is None:
+        return store.deleted[type_name].get(object_id)
+    return render(store, type_name, obj)
+
+
+def _shown_key(header: str | None) -> str:
+    """The API key as Stripe echoes it in errors: its start and end only."""
+    credential = (header or "").partition(" ")[2].strip()
+    return (credential[:8] + "*" * 4 + credential[-4:]) if len(credential) > 12 else "****"
 
 
 def _body_id(body: bytes) -> str | None:

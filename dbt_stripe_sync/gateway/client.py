@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 _METHODS = frozenset({"get", "post", "delete"})
 _PAGE_SIZE = 100
 _scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_gateway_scope", default=None)
+# Stripe Connect: the connected account (acct_...) that calls made in this context act for.
+_account: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_gateway_account", default=None)
 _last_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stripe_gateway_last_request_id", default=None
 )
@@ -100,14 +103,18 @@ class StripeGateway:
         self._breaker = breaker or CircuitBreaker(
             self.api_base, api_base_env=api_base_env if api_base else None, clock=clock
         )
-        self.limiter = StripeLimiter(
-            rate_limit,
+        self._limiter_args: dict[str, Any] = dict(
             endpoint_limit=endpoint_rate_limit or ENDPOINT_RATE,
             search_limit=search_rate_limit,
             max_in_flight=max_in_flight,
             clock=clock,
             sleep=pacing_sleep or time.sleep,
         )
+        self._rate_limit = rate_limit
+        self.limiter = StripeLimiter(rate_limit, **self._limiter_args)  # the platform account's budgets
+        # Stripe limits each account separately, connected accounts included: one limiter each
+        self._account_limiters: dict[str, StripeLimiter] = {}
+        self._account_limiters_lock = threading.Lock()
         self._backoff = Backoff(max_backoff_s=max_backoff_s, rng=rng)
         self._locks = KeyedLocks()
         self._stats = GatewayStats()
@@ -139,6 +146,30 @@ class StripeGateway:
         finally:
             _scope.reset(token)
 
+    @contextmanager
+    def acting_for(self, account: str | None) -> Iterator[None]:
+        """Calls made inside this block (in this thread/context) act for connected account `account`
+        (they carry `Stripe-Account`, and are paced by that account's own limits); None = the platform.
+        """
+        token = _account.set(account or None)
+        try:
+            yield
+        finally:
+            _account.reset(token)
+
+    def limiter_for(self, account: str | None) -> StripeLimiter:
+        """The budgets of one account: Stripe counts every account's requests separately, so calls for
+        different connected accounts do not slow each other down."""
+        if not account:
+            return self.limiter
+        with self._account_limiters_lock:
+            limiter = self._account_limiters.get(account)
+            if limiter is None:
+                limiter = self._account_limiters[account] = StripeLimiter(
+                    self._rate_limit, **self._limiter_args
+                )
+            return limiter
+
     def request(
         self,
         method: str,
@@ -162,6 +193,8 @@ class StripeGateway:
             raise ValueError(f"path must be an API path starting with /v1/, got {path!r}")
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise ValueError("idempotency_key must be 1-255 characters (Stripe's limit)")
+        if stripe_account is None:
+            stripe_account = _account.get()
         if stripe_account is not None and not stripe_account.strip():
             raise ValueError("stripe_account must be a non-empty account id (acct_...)")
         self._breaker.check()
@@ -224,13 +257,14 @@ class StripeGateway:
         started = self._clock()
         retry = 0
         maybe_applied = False  # an attempt of this write may have been applied by Stripe
+        limiter = self.limiter_for(stripe_account)
         while True:
-            self.limiter.pace(method, path)
+            limiter.pace(method, path)
             self._raise_if_open(retry, maybe_applied)
             attempt = retry + 1
             attempt_started = self._clock()
             try:
-                with self.limiter.in_flight():
+                with limiter.in_flight():
                     resp = self._transport.send(method, path, params, idempotency_key, stripe_account)
             except TransportError as e:
                 self._stats.record_attempt(method, None, scope)

@@ -41,9 +41,10 @@ class DbtProject:
         self.extra_schemas: list[str] = []  # dropped with the project's own schemas
 
     @classmethod
-    def template(cls, path: Path) -> Path:
-        """integration_tests/ copied once per session with `dbt deps` run (the package is a symlink)."""
-        shutil.copytree(REPO / "integration_tests", path, ignore=_IGNORE)
+    def template(cls, path: Path, source: str = "integration_tests") -> Path:
+        """integration_tests/ (or another project under the repo) copied once per session with
+        `dbt deps` run (the package is a symlink)."""
+        shutil.copytree(REPO / source, path, ignore=_IGNORE)
         (path / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
         cls(path, {"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(path / "unused.duckdb")}).dbt("deps")
         return path

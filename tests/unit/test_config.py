@@ -621,3 +621,45 @@ def test_list_paths_must_be_numbered_from_zero():
     assert "number the entries of items from 0" in str(problem)
     block["fields"] = {"items[0].quantity": "q"}
     assert check_block("subs", block) == []
+
+
+# ---- Stripe Connect: `account:` ------------------------------------------------------------------
+_CONNECT_BLOCK: dict[str, Any] = {
+    "object": "customer",
+    "mode": "upsert",
+    "primary_key": "id",
+    "match": {"field": "email", "column": "email"},
+    "fields": {"name": "name"},
+}
+
+
+def test_account_literal_and_column_build() -> None:
+    from dbt_stripe_sync.config.model import Account
+
+    literal = load_sync_config("m", "model.p.m", {**_CONNECT_BLOCK, "account": "acct_1Seller"})
+    assert literal.account == Account(id="acct_1Seller")
+    per_row = load_sync_config("m", "model.p.m", {**_CONNECT_BLOCK, "account": {"column": "acct"}})
+    assert per_row.account == Account(column="acct")
+    assert per_row.columns()[-1] == "acct"  # read by the diff like any other column
+
+
+@pytest.mark.parametrize(
+    ("account", "fragment"),
+    [
+        ("seller_1", "'seller_1' is not a Stripe account ID"),
+        ({"col": "acct"}, "unknown key"),
+        (12, "must be an account ID or {column: ...}"),
+    ],
+)
+def test_bad_account_is_explained(account: Any, fragment: str) -> None:
+    problems = check_block("m", {**_CONNECT_BLOCK, "account": account})
+    assert any(fragment in p.message and p.key.startswith("stripe_sync.account") for p in problems), problems
+
+
+def test_account_column_must_exist() -> None:
+    problems = check_block(
+        "m", {**_CONNECT_BLOCK, "account": {"column": "acct_id"}}, columns=["id", "email", "name", "acct"]
+    )
+    assert [(p.key, p.message) for p in problems] == [
+        ("stripe_sync.account.column", "no column 'acct_id' in model m")
+    ]

@@ -878,3 +878,33 @@ def test_request_id_is_per_thread_context(server, make_gateway):
     with ThreadPoolExecutor(1) as pool:
         pool.submit(lambda: seen.append(last_request_id())).result()
     assert seen == [None] and last_request_id() == "req_1"
+
+
+# -- Stripe Connect ----------------------------------------------------------------------------------
+
+
+def test_connected_accounts_carry_the_header_and_have_their_own_budgets(server, make_gateway):
+    """Stripe limits each account separately: a second call for account A waits for A's budget, while
+    calls for B and for the platform, made at the same instant, do not wait at all."""
+    now = [100.0]
+    paced: list[float] = []
+    gw = make_gateway(
+        rate_limit=1.0, endpoint_rate_limit=1.0, clock=lambda: now[0], pacing_sleep=paced.append
+    )
+    server.script(*[Reply(200, {"id": f"cus_{i}", "object": "customer"}) for i in range(4)])
+    with gw.acting_for("acct_1A"):
+        gw.request("post", "/v1/customers", {})
+    with gw.acting_for("acct_1B"):
+        gw.request("post", "/v1/customers", {})
+    gw.request("post", "/v1/customers", {})  # the platform
+    with gw.acting_for("acct_1A"):
+        gw.request("post", "/v1/customers", {})
+    assert [r.headers.get("stripe-account") for r in server.requests] == [
+        "acct_1A",
+        "acct_1B",
+        None,
+        "acct_1A",
+    ]
+    assert len(paced) == 2  # A's second call: its endpoint budget, then its global one; nobody else
+    assert gw.limiter_for("acct_1A") is not gw.limiter_for("acct_1B")
+    assert gw.limiter_for(None) is gw.limiter
