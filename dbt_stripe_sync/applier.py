@@ -43,6 +43,7 @@ CREATED, UPDATED, DELETED, ARCHIVED, SKIPPED, REJECTED = (
     "skipped",
     "rejected",
 )
+MAX_WORKERS = 64  # threads sending at once, whatever the number of accounts
 PENDING = "pending"  # the outcome is unknown: the write stays pending and goes first next run
 ADOPTED = "adopted"  # bound to an object this tool had created, found by its tag
 
@@ -257,7 +258,9 @@ class Applier:
         writes to one object never overlap (the gateway's keyed locks).
         """
         size = max(1, self.settings.batch_size)
-        workers = self.settings.concurrency or max(1, getattr(self.gw, "max_in_flight", 4))
+        # Each (connected) account has its own limits, so each can keep max_in_flight writes busy.
+        accounts = len({getattr(c, "account", None) for c in changes}) or 1
+        workers = self.settings.concurrency or min(MAX_WORKERS, self.gw.max_in_flight * accounts)
         in_flight: dict[Future, Change] = {}
         done: list[tuple[Change, LedgerEntry, str, str | None]] = []
 
