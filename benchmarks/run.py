@@ -225,7 +225,7 @@ def writes_and_reads(sizes: Sizes, tmp: Path) -> list[Row]:
             "—",
         ),
     ]
-    with Emulator() as emu:  # matching 10 new emails against a large account
+    with Emulator(endpoint_rate_limit=None) as emu:  # matching 10 new emails against a large account
         client = _api(emu)
         for i in range(sizes.account):
             client.v1.customers.create(params={"email": f"filler{i}@elsewhere.example"})

@@ -76,6 +76,7 @@ class StateStore:
         self.schema = schema
         self.ledger = warehouse.relation(schema, LEDGER_TABLE)
         self.runs = warehouse.relation(schema, RUNS_TABLE)
+        self._strategy: str | None = None
 
     def exists(self) -> bool:
         return self.wh.columns_of(self.ledger) is not None
@@ -197,7 +198,8 @@ class StateStore:
 
     # ---- writes -------------------------------------------------------------------------------
     def write(self, entries: Sequence[LedgerEntry], crash_inside: str | None = None) -> None:
-        """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together."""
+        """Upsert entries in batches of BATCH_ROWS: one `insert ... on conflict do update` each (atomic on
+        its own), or a DELETE and a multi-row INSERT in one transaction (ledger_write_strategy)."""
         if not entries:
             return
         p = self.wh.placeholder
@@ -206,27 +208,38 @@ class StateStore:
         by_sync: dict[str, list[LedgerEntry]] = {}
         for e in entries:
             by_sync.setdefault(e.sync_name, []).append(e)
+        on_conflict = self._write_strategy() == "on_conflict"
+        keyed = ("sync_name", "source_key")
+        updates = ", ".join(
+            f"{self.wh.quote(c)} = excluded.{self.wh.quote(c)}" for c in LEDGER_COLUMNS if c not in keyed
+        )
         with self.wh.transaction():
             for sync_name, group in by_sync.items():
                 latest = {e.source_key: e for e in group}  # last write of a key wins
                 items = list(latest.values())
                 for start in range(0, len(items), BATCH_ROWS):
                     chunk = items[start : start + BATCH_ROWS]
-                    keys = [e.source_key for e in chunk]
-                    self.wh.execute(
-                        f"delete from {self.ledger} where sync_name = {p} and source_key in "
-                        f"({', '.join([p] * len(keys))})",
-                        [sync_name, *keys],
-                    )
+                    if not on_conflict:
+                        keys = [e.source_key for e in chunk]
+                        self.wh.execute(
+                            f"delete from {self.ledger} where sync_name = {p} and source_key in "
+                            f"({', '.join([p] * len(keys))})",
+                            [sync_name, *keys],
+                        )
                     binds: list[Any] = []
                     for e in chunk:
                         binds += [asdict(e)[c] for c in LEDGER_COLUMNS]
-                    self.wh.execute(
-                        f"insert into {self.ledger} ({cols}) values {', '.join([row_marks] * len(chunk))}",
-                        binds,
-                    )
+                    sql = f"insert into {self.ledger} ({cols}) values {', '.join([row_marks] * len(chunk))}"
+                    if on_conflict:
+                        sql += f" on conflict (sync_name, source_key) do update set {updates}"
+                    self.wh.execute(sql, binds)
                     if crash_inside:
                         crashpoint(crash_inside)
+
+    def _write_strategy(self) -> str:
+        if self._strategy is None:
+            self._strategy = str(self.wh.macro("ledger_write_strategy")).strip()
+        return self._strategy
 
     def record_run(self, row: dict[str, Any]) -> None:
         names = list(row)

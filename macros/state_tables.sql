@@ -82,3 +82,24 @@
 {% macro default__add_column_sql(relation, name, type) %}
   {{ return('alter table ' ~ relation ~ ' add column ' ~ adapter.quote(name) ~ ' ' ~ type) }}
 {% endmacro %}
+
+{#- How a batch of ledger rows is written. 'on_conflict': one `insert ... on conflict do update`
+    statement per chunk, atomic on its own, so a row can never be missing between a delete and an
+    insert even where the adapter does not hold statements in one transaction (seen with
+    dbt-postgres). 'delete_insert': a delete and a multi-row insert in one transaction, for
+    warehouses without ON CONFLICT (override with MERGE where you have it). -#}
+{% macro ledger_write_strategy() %}
+  {{ return(adapter.dispatch('ledger_write_strategy', 'dbt_stripe_sync')()) }}
+{% endmacro %}
+
+{% macro default__ledger_write_strategy() %}
+  {{ return('delete_insert') }}
+{% endmacro %}
+
+{% macro postgres__ledger_write_strategy() %}
+  {{ return('on_conflict') }}
+{% endmacro %}
+
+{% macro duckdb__ledger_write_strategy() %}
+  {{ return('on_conflict') }}
+{% endmacro %}
