@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from dbt_stripe_sync import changelog as C
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
+from dbt_stripe_sync.gateway.client import capture_responses
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
 from dbt_stripe_sync.payload import to_json
 from dbt_stripe_sync.plan import Change, SyncPlan
@@ -104,17 +106,23 @@ class Applier:
         gateway: StripeGateway,
         settings: Settings,
         run_id: str,
+        recorder: C.ChangelogRecorder | None = None,
     ) -> None:
         self.store = store
         self.gw = gateway
         self.settings = settings
         self.run_id = run_id
+        self.changelog = recorder or C.ChangelogRecorder(run_id, L.utcnow)
 
     # ---- entry points ---------------------------------------------------------------------------
     def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
         config = plan.config
         quiet = [c for c in plan.changes if not c.calls_stripe]
-        self.store.write([self._ledger_only(config, c, result) for c in quiet])
+        entries = [self._ledger_only(config, c, result) for c in quiet]
+        for c in quiet:
+            if c.action == "reject":
+                self.changelog.record(config.name, c.key, action="reject", outcome=C.REJECTED, error=c.reason)
+        self.store.write(entries, changelog=self.changelog.take(config.name, [c.key for c in quiet]))
         writes = [c for c in plan.changes if c.calls_stripe]
         self._send_in_batches(config, adapter, writes, result)
 
@@ -137,10 +145,13 @@ class Applier:
                     adopted.append(
                         self._outcome(config, change, WriteResult(found["id"], L.SYNCED, "created"))
                     )
+                    self.changelog.record(
+                        config.name, change.key, action="adopt", outcome=C.OK, stripe_id=found["id"]
+                    )
                     result.add(CREATED)
                     continue
             changes.append(change)
-        self.store.write(adopted)
+        self.store.write(adopted, changelog=self.changelog.take(config.name, [e.source_key for e in adopted]))
         self._send_in_batches(config, adapter, changes, result, checkpoint=False)
         return len(pending)
 
@@ -171,13 +182,22 @@ class Applier:
                     outcome, bucket, reason = future.result()
                     outcomes.append(outcome)
                     result.add(bucket, change.key, reason)
-                self.store.write(outcomes, crash_inside="mid_record")
+                logged = self.changelog.take(config.name, [c.key for c in batch])
+                self.store.write(outcomes, crash_inside="mid_record", changelog=logged)
                 crashpoint("after_record")
 
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change
     ) -> tuple[LedgerEntry, str, str | None]:
-        with self.gw.scope(config.name):
+        def log_failure(outcome: str, reason: str, exc: StripeRequestError | None = None) -> None:
+            self.changelog.record(
+                config.name, change.key, action=C.action_of_change(change.action), outcome=outcome,
+                stripe_id=change.stripe_id, params=change.params, idempotency_key=change.idempotency_key,
+                request_id=exc.request_id if exc else None, http_status=exc.status if exc else None,
+                error=reason,
+            )  # fmt: skip
+
+        with self.gw.scope(config.name), capture_responses() as responses:
             try:
                 written = self._execute(adapter, change, config)
                 crashpoint("after_send")
@@ -188,12 +208,23 @@ class Applier:
                     # write, so it stays pending and the next run re-sends it with the same key. A
                     # fresh key here could create a second object.
                     reason += " (left pending: re-sent with the same idempotency key on the next run)"
+                    log_failure(C.PENDING, reason, exc)
                     return self._pending(config, change).evolve(last_error=reason[:2000]), REJECTED, reason
+                log_failure(C.FAILED, reason, exc)
                 return self._failed(config, change, reason), REJECTED, reason
             except Exception as exc:  # a bug or an unexpected answer must not lose the other rows
                 log.exception("unexpected error syncing %s row %s", config.name, change.key)
                 reason = redact_all(f"{type(exc).__name__}: {exc}")
+                log_failure(C.FAILED, reason)
                 return self._failed(config, change, reason), REJECTED, reason
+        sent = next((r for r in responses if r.method != "get"), responses[-1] if responses else None)
+        self.changelog.record(
+            config.name, change.key, action=C.action_of_result(written.action),
+            outcome=C.REJECTED if written.status == L.LEFT else C.OK, stripe_id=written.stripe_id,
+            params=change.params, idempotency_key=change.idempotency_key,
+            request_id=sent.request_id if sent else None, http_status=sent.status if sent else None,
+            error=written.note if written.status == L.LEFT else None,
+        )  # fmt: skip
         return (
             self._outcome(config, change, written),
             _BUCKET_OF_ACTION.get(written.action, UPDATED),

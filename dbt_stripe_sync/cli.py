@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from dbt_stripe_sync import __version__
+from dbt_stripe_sync import __version__, log_setup
 from dbt_stripe_sync.errors import DssError, UsageError
 from dbt_stripe_sync.secrets import install_log_filter, redact_all
 
-COMMANDS = ("run", "plan", "validate", "emulator", "demo")
+COMMANDS = ("run", "plan", "validate", "history", "emulator", "demo")
 
 
 def _dbt_options(p: argparse.ArgumentParser) -> None:
@@ -42,6 +41,19 @@ def _dbt_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--vars", default=None, help="dbt vars as YAML/JSON, e.g. '{dbt_stripe_sync: {...}}'")
     p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
+    _output_options(p)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="json: every log line on stderr is one JSON object (as dbt's flag)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", default=argparse.SUPPRESS, help="no progress display on stderr"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,15 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dbt-stripe-sync {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
+    _output_options(parser)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="sync every selected model (the default)")
     _dbt_options(run)
+    run.add_argument("--output", "-o", help="also write the run report as JSON to this file")
     plan = sub.add_parser("plan", help="show what would change, field by field; writes nothing anywhere")
     _dbt_options(plan)
-    plan.add_argument("--output", "-o", help="also write the plan as JSON to this file")
+    plan.add_argument("--output", "-o", help="also write the whole plan (every row) as JSON to this file")
     plan.add_argument("--sample", type=int, default=5, help="rows shown per action (default 5)")
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
     _dbt_options(validate)
+    history = sub.add_parser("history", help="recent runs per sync, or one row's operations (--key)")
+    _dbt_options(history)
+    history.add_argument("--key", help="show every operation on the row with this primary key")
+    history.add_argument("--limit", type=int, default=20, help="rows shown (default 20)")
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
     from dbt_stripe_sync.emulator import add_arguments
 
@@ -96,9 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return 2 if exc.code not in (0, None) else 0
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_format = getattr(args, "log_format", "text")
+    log_setup.setup(verbose, log_format)
     install_log_filter("", "dbt_stripe_sync", "stripe")
     try:
         if args.command == "emulator":
@@ -109,6 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dbt_stripe_sync.demo import run_demo
 
             return run_demo(args.workdir)
+        if args.command == "history":
+            from dbt_stripe_sync.history import show_history
+
+            return show_history(
+                args.project_dir, args.profiles_dir, args.target, _parse_vars(args.vars),
+                models=tuple(args.select), key=args.key, limit=args.limit,
+            )  # fmt: skip
         from dbt_stripe_sync.engine import Invocation, execute
 
         inv = Invocation(
@@ -120,10 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             vars=_parse_vars(args.vars),
             output=getattr(args, "output", None),
             sample=getattr(args, "sample", 5),
+            progress=not getattr(args, "no_progress", False),
         )
         return execute(inv)
     except DssError as exc:
-        print(f"error: {redact_all(str(exc))}", file=sys.stderr)
+        log_setup.emit_error(f"error: {redact_all(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: pending writes are finished by the next run", file=sys.stderr)
@@ -132,13 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dbt_stripe_sync.config.errors import ConfigError
 
         if isinstance(exc, ConfigError):
-            print("invalid stripe_sync configuration (nothing was sent):", file=sys.stderr)
-            print(redact_all(str(exc)), file=sys.stderr)
+            log_setup.emit_error(
+                "invalid stripe_sync configuration (nothing was sent):\n" + redact_all(str(exc))
+            )
             return 2
         if verbose:
             raise
-        print(f"error: {redact_all(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
-        print("(run with --verbose for the traceback)", file=sys.stderr)
+        log_setup.emit_error(
+            f"error: {redact_all(f'{type(exc).__name__}: {exc}')} (run with --verbose for the traceback)"
+        )
         return 1
 
 

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
+from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
+from dbt_stripe_sync.changelog import ChangelogRecorder
+from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
@@ -23,8 +26,11 @@ from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan
+from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
 from dbt_stripe_sync.planner import build_plan
+from dbt_stripe_sync.progress import Progress, progress_display
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
+from dbt_stripe_sync.run_report import RunReport, build_report
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.stripe_objects import adapter_for
@@ -39,8 +45,9 @@ class Invocation:
     target: str | None = None
     select: tuple[str, ...] = ()
     vars: dict[str, Any] = field(default_factory=dict)
-    output: str | None = None  # plan: write the plan as JSON here
+    output: str | None = None  # run: the run report as JSON; plan: the whole plan as JSON
     sample: int = 5
+    progress: bool = True  # a progress display on stderr during long phases
 
 
 @dataclass
@@ -54,19 +61,36 @@ class Prepared:
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
+    code, _ = perform(inv, out)
+    return code
+
+
+def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport | None]:
+    """Run one command; the exit code and, for run and plan, the run report (the Python API's value)."""
     out = out or sys.stdout
+    started = utcnow()
     prepared = prepare(inv, out)
+    alerts = parse_alerts(prepared.settings.alerts)
     try:
         if inv.command == "validate":
             names = ", ".join(c.model for c in prepared.configs) or "none selected"
             out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
-            return 0
+            return 0, None
         gateway = _gateway(prepared.settings, prepared.wh.target.name)
-        if inv.command == "plan":
-            return _plan(inv, prepared, gateway, out)
-        return _run(prepared, gateway, out)
+        with progress_display(inv.progress) as progress:
+            if inv.command == "plan":
+                report = _plan(inv, prepared, gateway, out, started, progress)
+            else:
+                report = _run(prepared, gateway, out, started, progress)
     finally:
         prepared.wh.close()
+    if inv.command == "run":
+        if inv.output:
+            report.write(inv.output)
+            out.write(f"\nRun report written to {inv.output}\n")
+        for problem in send_alerts(alerts, report):
+            print(f"warning: {problem}", file=sys.stderr)
+    return report.exit_code, report
 
 
 # ---- preparation (shared by run, plan and validate; writes nothing) ---------------------------
@@ -167,55 +191,79 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
 
 
 # ---- plan -------------------------------------------------------------------------------------
-def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+def _plan(
+    inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress
+) -> RunReport:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    ledger_relation = store.ledger if store.exists() else store.empty_ledger_sql()
+    exists = store.exists()
+    ledger_relation = store.ledger if exists else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
     for config in prep.configs:
-        plans.append(_make_plan(prep, config, gw, store if store.exists() else None, ledger_relation))
+        # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
+        upcoming = upcoming_creates(plans)
+        plans.append(
+            _make_plan(prep, config, gw, store if exists else None, ledger_relation, progress, upcoming)
+        )
     print_plan(out, plans, sample=inv.sample)
     for s in prep.skipped:
         out.write(f"\n{s.model}: {s.message}\n")
     if inv.output:
         with open(inv.output, "w", encoding="utf-8") as fh:
-            json.dump({"plans": [p.to_dict(sample=inv.sample) for p in plans]}, fh, indent=2, default=str)
+            json.dump(whole_plan(plans, inv.sample), fh, indent=2, default=str)
         out.write(f"\nPlan written to {inv.output}\n")
-    return 1 if any(p.blocked for p in plans) else 0
+    summaries = [*prep.skipped, *plan_summaries(plans)]
+    return build_report("plan", started, utcnow(), summaries, [p.to_dict(sample=None) for p in plans])
 
 
 def _make_plan(
-    prep: Prepared, config: SyncConfig, gw: StripeGateway, store: StateStore | None, ledger_relation: str
+    prep: Prepared,
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    progress: Progress,
+    upcoming: Any = None,
 ) -> SyncPlan:
-    diff = run_diff(
-        prep.wh,
-        config,
-        prep.relations[config.model],
-        ledger_relation,
-        include_deletes=config.delete == "delete" and config.mode == "upsert",
-        retry_rejected=prep.settings.retry_rejected,
-    )
+    with progress.phase(f"{config.model}: diff in the warehouse"):
+        diff = run_diff(
+            prep.wh,
+            config,
+            prep.relations[config.model],
+            ledger_relation,
+            include_deletes=config.delete == "delete" and config.mode == "upsert",
+            retry_rejected=prep.settings.retry_rejected,
+        )
     crashpoint("after_diff")
-    lookups = gather(config, diff, gw, store)
+    with progress.phase(f"{config.model}: matching {len(diff.rows)} changed rows in Stripe"):
+        lookups = gather(config, diff, gw, store)
     live = store.count_live(config.name) if store is not None else 0
-    return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live)
+    return build_plan(config, adapter_for(config.object), prep.settings, diff, lookups, live, upcoming)
 
 
 # ---- run --------------------------------------------------------------------------------------
-def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress) -> RunReport:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
     store.ensure()
+    prune_changelog(prep.wh, store.changelog, prep.settings.changelog_retention_days, utcnow())
     run_id = uuid.uuid4().hex
-    applier = Applier(store, gw, prep.settings, run_id)
+    recorder = ChangelogRecorder(run_id, utcnow, on_row=lambda row: progress.advance())
+    applier = Applier(store, gw, prep.settings, run_id, recorder)
     summaries: list[SyncSummary] = list(prep.skipped)
     for config in prep.configs:
-        summaries.append(_run_one(prep, config, store, gw, applier, run_id))
+        summaries.append(_run_one(prep, config, store, gw, applier, run_id, progress))
+    progress.close()
     print_summary(out, summaries)
-    failed = any(s.status in {"blocked", "error", "partial"} for s in summaries)
-    return 1 if failed else 0
+    return build_report(run_id, started, utcnow(), summaries)
 
 
 def _run_one(
-    prep: Prepared, config: SyncConfig, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
+    prep: Prepared,
+    config: SyncConfig,
+    store: StateStore,
+    gw: StripeGateway,
+    applier: Applier,
+    run_id: str,
+    progress: Progress,
 ) -> SyncSummary:
     started, t0 = utcnow(), time.monotonic()
     adapter = adapter_for(config.object)
@@ -225,18 +273,21 @@ def _run_one(
     try:
         applier.recover(config, adapter, result)
         crashpoint("after_recover")
-        plan = _make_plan(prep, config, gw, store, store.ledger)
+        plan = _make_plan(prep, config, gw, store, store.ledger, progress)
         crashpoint("after_plan")
         summary.unchanged = plan.unchanged
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
-            applier.apply(plan, adapter, result)
-            waiting = store.count_still_rejected(config.name, run_id)
-            if waiting:
+            writes = sum(1 for c in plan.changes if c.calls_stripe)
+            with progress.phase(f"{config.model}: sending to Stripe", total=writes or None):
+                applier.apply(plan, adapter, result)
+            earlier = still_rejected(store, config.name, run_id)
+            if earlier:
                 summary.status = "partial"
+                summary.earlier_rejected = earlier
                 summary.message = (
-                    f"{waiting} row(s) rejected by earlier runs are still not in Stripe; they are "
+                    f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
                     "retried when their data changes (or every run with retry_rejected: true) — "
                     "see last_error in the ledger"
                 )
@@ -247,6 +298,9 @@ def _run_one(
     summary.counts = dict(result.counts)
     summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
     summary.rejected_rows = list(result.errors)
+    if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too
+        summary.counts["rejected"] = summary.counts.get("rejected", 0) + len(summary.earlier_rejected)
+        summary.rejected_rows += summary.earlier_rejected
     if summary.status == "success" and result.counts.get(REJECTED):
         summary.status = "partial"
     summary.duration_s = time.monotonic() - t0

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from dbt_stripe_sync import changelog as C
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.warehouse import Warehouse
 
@@ -75,6 +76,7 @@ class StateStore:
         self.schema = schema
         self.ledger = warehouse.relation(schema, LEDGER_TABLE)
         self.runs = warehouse.relation(schema, RUNS_TABLE)
+        self.changelog = warehouse.relation(schema, C.CHANGELOG_TABLE)
 
     def exists(self) -> bool:
         return self.wh.columns_of(self.ledger) is not None
@@ -106,6 +108,7 @@ class StateStore:
                         self.wh.execute(
                             self.wh.macro("add_column_sql", relation=relation, name=name, type=type_)
                         )
+        C.ensure_table(self.wh, self.changelog)
 
     # ---- reads --------------------------------------------------------------------------------
     def entries(self, sync_name: str, statuses: Iterable[str] | None = None) -> list[LedgerEntry]:
@@ -155,9 +158,15 @@ class StateStore:
         return int(rows[0][0])
 
     # ---- writes -------------------------------------------------------------------------------
-    def write(self, entries: Sequence[LedgerEntry], crash_inside: str | None = None) -> None:
-        """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together."""
-        if not entries:
+    def write(
+        self,
+        entries: Sequence[LedgerEntry],
+        crash_inside: str | None = None,
+        changelog: Sequence[C.ChangelogRow] = (),
+    ) -> None:
+        """Upsert entries in batches: one DELETE and one multi-row INSERT per batch, committed together
+        with the batch's changelog rows."""
+        if not entries and not changelog:
             return
         p = self.wh.placeholder
         cols = ", ".join(self.wh.quote(c) for c in LEDGER_COLUMNS)
@@ -186,6 +195,7 @@ class StateStore:
                     )
                     if crash_inside:
                         crashpoint(crash_inside)
+            C.insert(self.wh, self.changelog, changelog)
 
     def record_run(self, row: dict[str, Any]) -> None:
         names = list(row)

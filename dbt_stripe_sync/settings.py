@@ -28,6 +28,8 @@ class Settings:
     retry_rejected: bool = False  # re-send rows rejected by pre-send checks on every run, not only on change
     idempotency_window_hours: float = 24.0  # Stripe keeps keys at least 24 h
     tag_created_objects: bool = True  # put metadata[dbt_stripe_sync] = "<sync>:<key>" on created objects
+    changelog_retention_days: int = 90  # stripe_sync_changelog rows older than this are pruned by each run
+    alerts: tuple[Any, ...] = ()  # [{url_env, format: slack|json, on: failure|always}], checked by alerts.py
 
     def state_schema_for(self, target_schema: str) -> str:
         return self.state_schema or f"{target_schema}_stripe_sync"

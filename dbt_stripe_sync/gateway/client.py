@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync.secrets import install_log_filter, key_mode, register_secret
@@ -30,6 +31,32 @@ logger = logging.getLogger(__name__)
 _METHODS = frozenset({"get", "post", "delete"})
 _PAGE_SIZE = 100
 _scope: contextvars.ContextVar[str | None] = contextvars.ContextVar("stripe_gateway_scope", default=None)
+
+
+@dataclass(frozen=True)
+class ResponseMeta:
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+
+
+# Responses of the calls made inside `capture_responses()` (Request-Id and status of each, successes
+# included; a failure's Request-Id is on StripeRequestError). Minimal until the gateway exposes it.
+_responses: contextvars.ContextVar[list[ResponseMeta] | None] = contextvars.ContextVar(
+    "stripe_gateway_responses", default=None
+)
+
+
+@contextmanager
+def capture_responses() -> Iterator[list[ResponseMeta]]:
+    """Collect the final response of every call made in this block (in this thread/context)."""
+    calls: list[ResponseMeta] = []
+    token = _responses.set(calls)
+    try:
+        yield calls
+    finally:
+        _responses.reset(token)
 
 
 class StripeGateway:
@@ -186,9 +213,16 @@ class StripeGateway:
                 ) from None
 
             self._stats.record_attempt(method, resp.status, scope)
-            logger.info("Stripe %s %s -> %s (%s)", method.upper(), path, resp.status, scope or "-")
+            request_id = resp.headers.get("request-id")
+            logger.info(
+                "Stripe %s %s -> %s (%s, request %s)", method.upper(), path, resp.status, scope or "-",
+                request_id or "-", extra={"sync": scope, "request_id": request_id},
+            )  # fmt: skip
             body = _decode(resp)
             if 200 <= resp.status < 300 and body is not None:
+                captured = _responses.get()
+                if captured is not None:
+                    captured.append(ResponseMeta(method, path, resp.status, request_id))
                 return body
             if 200 <= resp.status < 300:  # 2xx with a broken body: treat like a lost response
                 retryable = should_retry_connection_error(

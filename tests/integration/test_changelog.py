@@ -1,0 +1,200 @@
+"""Issue #11: stripe_sync_changelog (one row per operation, with Stripe's Request-Id), the run report
+(`run --output`), `history`, and retention — on DuckDB and PostgreSQL, through the real CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+SEL = ("-s", "stripe_customers")
+CHANGELOG_COLS = (
+    "run_id",
+    "sync_name",
+    "source_key",
+    "action",
+    "stripe_id",
+    "outcome",
+    "changed_fields",
+    "idempotency_key",
+    "request_id",
+    "http_status",
+    "error",
+    "at",
+)
+
+
+def _changelog(project) -> list[dict]:
+    rows = project.query(
+        f"select {', '.join(f'{chr(34)}{c}{chr(34)}' for c in CHANGELOG_COLS)} "
+        f'from {project.state_schema}.stripe_sync_changelog order by "at", source_key, action'
+    )
+    return [dict(zip(CHANGELOG_COLS, r, strict=True)) for r in rows]
+
+
+def _write_sql(project, sql: str) -> None:
+    """A direct write to the warehouse (test set-up only: ageing changelog rows)."""
+    if project.target == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(project.env["DSS_DUCKDB_PATH"])
+        try:
+            con.execute(sql)
+        finally:
+            con.close()
+        return
+    import psycopg2
+
+    con = psycopg2.connect(
+        host=project.env["DSS_PG_HOST"],
+        port=int(project.env["DSS_PG_PORT"]),
+        user=project.env["DSS_PG_USER"],
+        password=project.env["DSS_PG_PASSWORD"],
+        dbname=project.env["DSS_PG_DBNAME"],
+    )
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(sql)
+    con.close()
+
+
+def test_changelog_names_every_operation_and_its_stripe_request(dbt_project, tmp_path):
+    emu = dbt_project.emulator
+    report_file = tmp_path / "report.json"
+    first = dbt_project.sync("run", *SEL, "--output", str(report_file))
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    report = json.loads(report_file.read_text())
+    assert set(report) == {"run_id", "status", "started_at", "finished_at", "syncs"}
+    assert report["status"] == "success"
+    (sync,) = report["syncs"]
+    assert set(sync) == {
+        "model", "object", "status", "counts", "api_calls", "duration_s", "message", "rejected_rows"
+    }  # fmt: skip
+    assert sync["counts"] == {
+        "created": 5, "updated": 0, "deleted": 0, "archived": 0, "skipped": 0, "rejected": 0, "unchanged": 0
+    }  # fmt: skip
+    assert sync["api_calls"] == len(emu.requests()) == 6  # one list of customers, five creates
+    assert (sync["model"], sync["object"], sync["status"], sync["rejected_rows"]) == (
+        "stripe_customers", "customer", "success", []
+    )  # fmt: skip
+
+    log = _changelog(dbt_project)
+    assert [(r["source_key"], r["action"], r["outcome"]) for r in log] == [
+        (str(k), "create", "ok") for k in range(1, 6)
+    ]
+    posts = {r["idempotency_key"]: r for r in emu.requests() if r["method"] == "POST"}
+    customers = {c["id"]: c for c in emu.objects("customer")}
+    for row in log:
+        assert row["run_id"] == report["run_id"] and row["sync_name"] == "stripe_customers"
+        request = posts[row["idempotency_key"]]  # the very request Stripe logged for this row
+        assert row["request_id"] == request["id"] and row["request_id"].startswith("req_")
+        assert row["http_status"] == 200 and row["error"] is None
+        assert row["stripe_id"] == request["object_id"]
+        assert (
+            customers[row["stripe_id"]]["metadata"]["dbt_stripe_sync"]
+            == f"stripe_customers:{row['source_key']}"
+        )
+        fields = json.loads(row["changed_fields"])
+        assert {"email", "name", "address.city", "metadata.dbt_stripe_sync"} <= set(fields)
+
+    # a changed name (one update) and a broken email (refused before sending)
+    rows = dbt_project.read_seed("raw_customers")
+    rows[2]["full_name"] = "Alan Mathison Turing"
+    rows[1]["email"] = "grace-at-example.com"
+    dbt_project.write_seed("raw_customers", rows)
+    dbt_project.build()
+    emu.clear_requests()
+    second = dbt_project.sync("run", *SEL, "--output", str(report_file))
+    assert second.returncode == 1, second.stdout + second.stderr
+    report2 = json.loads(report_file.read_text())
+    (sync2,) = report2["syncs"]
+    assert report2["status"] == "partial" and sync2["status"] == "partial"
+    assert (sync2["counts"]["updated"], sync2["counts"]["rejected"], sync2["counts"]["unchanged"]) == (
+        1,
+        1,
+        3,
+    )
+    assert sync2["api_calls"] == len(emu.requests()) == 1
+    assert (
+        sync2["rejected_rows"][0]["key"] == "2" and "not a valid email" in sync2["rejected_rows"][0]["reason"]
+    )
+
+    new = [r for r in _changelog(dbt_project) if r["run_id"] == report2["run_id"]]
+    by_key = {r["source_key"]: r for r in new}
+    assert set(by_key) == {"2", "3"}
+    assert (by_key["3"]["action"], by_key["3"]["outcome"], json.loads(by_key["3"]["changed_fields"])) == (
+        "update", "ok", ["name"]
+    )  # fmt: skip
+    (update_request,) = emu.requests()
+    assert by_key["3"]["request_id"] == update_request["id"]
+    assert (by_key["2"]["action"], by_key["2"]["outcome"], by_key["2"]["request_id"]) == (
+        "reject",
+        "rejected",
+        None,
+    )
+    assert "not a valid email" in by_key["2"]["error"]
+
+    # history: one row's operations, newest first, with Stripe's request IDs; and recent runs
+    history = dbt_project.sync("history", *SEL, "--key", "3")
+    assert history.returncode == 0, history.stdout + history.stderr
+    lines = history.stdout.splitlines()
+    ops = lines[lines.index(next(x for x in lines if x.startswith("---"))) + 1 :]
+    assert ["update" in ops[0], "create" in ops[1], len(ops)] == [True, True, 2]
+    assert update_request["id"] in ops[0] and by_key["3"]["stripe_id"] in ops[1]
+    runs = dbt_project.sync("history", *SEL)
+    assert runs.returncode == 0, runs.stdout + runs.stderr
+    run_lines = [
+        line for line in runs.stdout.splitlines() if report["run_id"] in line or report2["run_id"] in line
+    ]
+    assert len(run_lines) == 2 and "partial" in run_lines[0] and "success" in run_lines[1]
+
+
+def test_a_write_left_pending_is_logged_with_status_and_request_id(dbt_project):
+    emu = dbt_project.emulator
+    emu.set_faults(error_rate=1.0)  # every call answers 500
+    quick = "{dbt_stripe_sync: {max_retries: 0}}"
+    result = dbt_project.sync("run", *SEL, "--vars", quick)
+    assert result.returncode == 1
+    # the list call fails first: the sync errors before any write, and nothing is logged as sent
+    assert _changelog(dbt_project) == []
+
+    emu.set_faults(error_rate=0.0)
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    rows = dbt_project.read_seed("raw_customers")
+    rows[0]["city"] = "Paris"
+    dbt_project.write_seed("raw_customers", rows)
+    dbt_project.build()
+    emu.set_faults(error_rate=1.0)
+    emu.clear_requests()
+    failed = dbt_project.sync("run", *SEL, "--vars", quick)
+    assert failed.returncode == 1
+    (request,) = emu.requests()
+    (row,) = [r for r in _changelog(dbt_project) if r["action"] != "create"]
+    assert (row["source_key"], row["action"], row["outcome"], row["http_status"]) == (
+        "1",
+        "update",
+        "pending",
+        500,
+    )
+    assert row["request_id"] == request["id"] and row["idempotency_key"] == request["idempotency_key"]
+    assert json.loads(row["changed_fields"]) == ["address.city", "address.country", "address.line1"]
+    assert "left pending" in row["error"]
+
+
+def test_changelog_rows_older_than_retention_are_pruned(dbt_project):
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    assert len(_changelog(dbt_project)) == 5
+    old = (dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=10)).isoformat(sep=" ")
+    _write_sql(
+        dbt_project,
+        f"update {dbt_project.state_schema}.stripe_sync_changelog set \"at\" = '{old}' "
+        "where source_key in ('1', '2')",
+    )
+    keep = dbt_project.sync("run", *SEL, "--vars", "{dbt_stripe_sync: {changelog_retention_days: 30}}")
+    assert keep.returncode == 0 and len(_changelog(dbt_project)) == 5
+    prune = dbt_project.sync("run", *SEL, "--vars", "{dbt_stripe_sync: {changelog_retention_days: 7}}")
+    assert prune.returncode == 0
+    assert sorted(r["source_key"] for r in _changelog(dbt_project)) == ["3", "4", "5"]
