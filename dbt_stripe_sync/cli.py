@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(emulator)
     demo = sub.add_parser("demo", help="build the bundled example on DuckDB and sync it to the emulator")
     demo.add_argument("--workdir", help="where to copy the example project (default: a temporary directory)")
+    _output_options(demo)
     return parser
 
 
@@ -125,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from dbt_stripe_sync.demo import run_demo
 
-            return run_demo(args.workdir)
+            return run_demo(args.workdir, progress=not getattr(args, "no_progress", False))
         if args.command == "history":
             from dbt_stripe_sync.history import show_history
 
