@@ -301,6 +301,7 @@ def _run_one(
     if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too
         summary.counts["rejected"] = summary.counts.get("rejected", 0) + len(summary.earlier_rejected)
         summary.rejected_rows += summary.earlier_rejected
+        summary.unchanged = max(summary.unchanged - len(summary.earlier_rejected), 0)  # not in Stripe
     if summary.status == "success" and result.counts.get(REJECTED):
         summary.status = "partial"
     summary.duration_s = time.monotonic() - t0
