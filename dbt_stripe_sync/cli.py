@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     _dbt_options(plan)
     plan.add_argument("--output", "-o", help="also write the whole plan (every row) as JSON to this file")
     plan.add_argument("--sample", type=int, default=5, help="rows shown per action (default 5)")
+    plan.add_argument(
+        "--against",
+        choices=("ledger", "stripe"),
+        default="ledger",
+        help="stripe: read the changed rows' current Stripe objects for real before-values and drift",
+    )
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
     _dbt_options(validate)
     history = sub.add_parser("history", help="recent runs per sync, or one row's operations (--key)")
@@ -146,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             output=getattr(args, "output", None),
             sample=getattr(args, "sample", 5),
             progress=not getattr(args, "no_progress", False),
+            against=getattr(args, "against", "ledger"),
         )
         return execute(inv)
     except DssError as exc:

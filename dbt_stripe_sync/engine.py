@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
+from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.applier import REJECTED, Applier, SyncResult
 from dbt_stripe_sync.changelog import ChangelogRecorder
@@ -48,6 +49,7 @@ class Invocation:
     output: str | None = None  # run: the run report as JSON; plan: the whole plan as JSON
     sample: int = 5
     progress: bool = True  # a progress display on stderr during long phases
+    against: str = "ledger"  # plan: before-values from the ledger, or read from "stripe"
 
 
 @dataclass
@@ -201,9 +203,11 @@ def _plan(
     for config in prep.configs:
         # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
         upcoming = upcoming_creates(plans)
-        plans.append(
-            _make_plan(prep, config, gw, store if exists else None, ledger_relation, progress, upcoming)
-        )
+        plan = _make_plan(prep, config, gw, store if exists else None, ledger_relation, progress, upcoming)
+        if inv.against == "stripe":
+            with progress.phase(f"{config.model}: reading the current Stripe objects"):
+                plan = against_stripe(gw, plan)
+        plans.append(plan)
     print_plan(out, plans, sample=inv.sample)
     for s in prep.skipped:
         out.write(f"\n{s.model}: {s.message}\n")

@@ -45,6 +45,8 @@ class Change:
     idempotency_key: str | None = None
     reason: str | None = None  # why rejected/skipped, or a note (adopted, delete translation)
     ledger: LedgerEntry | None = None  # the row's ledger entry before this run
+    # plan --against stripe: `before` holds Stripe's current values, this what the tool last sent
+    ledger_before: dict[str, Any] | None = None
 
     @property
     def calls_stripe(self) -> bool:
@@ -85,7 +87,7 @@ class SyncPlan:
                     "action": ch.action,
                     "stripe_id": ch.stripe_id,
                     "reason": ch.reason,
-                    "fields": leaf_changes(ch.params, ch.before),
+                    "fields": leaf_changes(ch.params, ch.before, ch.ledger_before),
                 }
             )
         return {

@@ -16,15 +16,32 @@ def natural_key(key: str) -> tuple[Any, ...]:
     )
 
 
-def leaf_changes(params: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def leaf_changes(
+    params: Mapping[str, Any], before: Mapping[str, Any], ledger: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """{path: {before, after}} for each leaf value that changes: a nested object or list sent whole
-    (as Stripe replaces it) shows only its changed members, never `address.country: 'US' -> 'US'`."""
+    (as Stripe replaces it) shows only its changed members, never `address.country: 'US' -> 'US'`.
+    With `ledger` (plan --against stripe), each leaf also says what the tool last sent."""
     out: dict[str, dict[str, Any]] = {}
     for path, after in params.items():
+        last = ledger.get(path) if ledger is not None else None
         for leaf, old, new in _leaves(path, before.get(path), after):
             if old != new:
                 out[leaf] = {"before": old, "after": new}
+                if ledger is not None:
+                    out[leaf]["ledger"] = last if leaf == path else _leaf_of(last, leaf[len(path) :])
     return out
+
+
+def _leaf_of(value: Any, rest: str) -> Any:
+    for part in rest.replace("[", ".").replace("]", "").strip(".").split("."):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
 
 
 def _leaves(path: str, old: Any, new: Any) -> Iterator[tuple[str, Any, Any]]:

@@ -198,3 +198,33 @@ def test_changelog_rows_older_than_retention_are_pruned(dbt_project):
     prune = dbt_project.sync("run", *SEL, "--vars", "{dbt_stripe_sync: {changelog_retention_days: 7}}")
     assert prune.returncode == 0
     assert sorted(r["source_key"] for r in _changelog(dbt_project)) == ["3", "4", "5"]
+
+
+def test_readme_changelog_queries_answer_what_happened_to_a_row(dbt_project):
+    import re
+
+    from tests.support.dbt_project import REPO
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("What happened to row X, when, and which Stripe request did it:", 1)[1]
+    sql = re.search(r"```sql\n(.*?)```", block, re.S).group(1)
+    queries = [q.strip() for q in sql.replace("analytics_stripe_sync", dbt_project.state_schema).split(";")]
+    by_row, by_object, refused = [q for q in queries if q]
+
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    rows = dbt_project.read_seed("raw_customers")
+    rows[0]["full_name"] = "Augusta Ada King"
+    rows[1]["email"] = "grace-at-example.com"
+    dbt_project.write_seed("raw_customers", rows)
+    dbt_project.build()
+    assert dbt_project.sync("run", *SEL).returncode == 1
+    ids = {k: v["stripe_id"] for k, v in dbt_project.ledger("stripe_customers").items()}
+    log = _changelog(dbt_project)
+
+    ops = dbt_project.query(by_row.replace("'42'", "'1'"))
+    assert [(r[1], r[2]) for r in ops] == [("update", "ok"), ("create", "ok")]  # newest first
+    assert all(r[4] and r[4].startswith("req_") for r in ops)
+    history = dbt_project.query(by_object.replace("cus_123", ids["1"]))
+    assert [r[3] for r in history] == ["create", "update"]
+    assert [r[4] for r in history] == [r["request_id"] for r in log if r["source_key"] == "1"]
+    assert [(r[1], r[2], r[3]) for r in dbt_project.query(refused)] == [("2", "reject", "rejected")]
