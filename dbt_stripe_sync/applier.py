@@ -24,6 +24,7 @@ from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
 from dbt_stripe_sync.gateway.client import capture_responses
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
+from dbt_stripe_sync.log_setup import row_context
 from dbt_stripe_sync.payload import to_json
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.secrets import redact_all
@@ -197,7 +198,7 @@ class Applier:
                 error=reason,
             )  # fmt: skip
 
-        with self.gw.scope(config.name), capture_responses() as responses:
+        with self.gw.scope(config.name), capture_responses() as responses, row_context(change.key):
             try:
                 written = self._execute(adapter, change, config)
                 crashpoint("after_send")

@@ -16,7 +16,7 @@ from dbt_stripe_sync import __version__, log_setup
 from dbt_stripe_sync.errors import DssError, UsageError
 from dbt_stripe_sync.secrets import install_log_filter, redact_all
 
-COMMANDS = ("run", "plan", "validate", "history", "emulator", "demo")
+COMMANDS = ("run", "plan", "validate", "history", "report", "emulator", "demo")
 
 
 def _dbt_options(p: argparse.ArgumentParser) -> None:
@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _dbt_options(history)
     history.add_argument("--key", help="show every operation on the row with this primary key")
     history.add_argument("--limit", type=int, default=20, help="rows shown (default 20)")
+    report = sub.add_parser("report", help="write one self-contained HTML page from the warehouse tables")
+    _dbt_options(report)
+    report.add_argument("--output", "-o", default="stripe_sync_report.html", help="the HTML file to write")
+    report.add_argument("--days", type=int, default=30, help="runs of the last N days (default 30)")
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
     from dbt_stripe_sync.emulator import add_arguments
 
@@ -139,6 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return show_history(
                 args.project_dir, args.profiles_dir, args.target, _parse_vars(args.vars),
                 models=tuple(args.select), key=args.key, limit=args.limit,
+            )  # fmt: skip
+        if args.command == "report":
+            from dbt_stripe_sync.html_report import write_report
+
+            return write_report(
+                args.project_dir, args.profiles_dir, args.target, _parse_vars(args.vars),
+                output=args.output, models=tuple(args.select), days=args.days,
             )  # fmt: skip
         from dbt_stripe_sync.engine import Invocation, execute
 

@@ -7,16 +7,39 @@ and once more here, on the final text.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dbt_stripe_sync.secrets import redact_all
 
 LOG_FORMATS = ("text", "json")
 _EXTRA_FIELDS = ("sync", "key", "request_id", "outcome")
 _state = {"format": "text"}
+_row_key: contextvars.ContextVar[str | None] = contextvars.ContextVar("dss_row_key", default=None)
+
+
+@contextmanager
+def row_context(key: str) -> Iterator[None]:
+    """Log records made inside (an API call's, say) carry this row key."""
+    token = _row_key.set(key)
+    try:
+        yield
+    finally:
+        _row_key.reset(token)
+
+
+class _RowKeyFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "key", None) is None:
+            key = _row_key.get()
+            if key is not None:
+                record.key = key
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,7 +61,11 @@ class JsonFormatter(logging.Formatter):
 
 class _RedactingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact_all(super().format(record))
+        text = super().format(record)
+        key = getattr(record, "key", None)
+        if key is not None and f"row {key}" not in text:
+            text += f" [row {key}]"
+        return redact_all(text)
 
 
 def setup(verbose: bool, log_format: str = "text") -> None:
@@ -54,6 +81,7 @@ def setup(verbose: bool, log_format: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_RowKeyFilter())
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
 

@@ -228,3 +228,50 @@ def test_readme_changelog_queries_answer_what_happened_to_a_row(dbt_project):
     assert [r[3] for r in history] == ["create", "update"]
     assert [r[4] for r in history] == [r["request_id"] for r in log if r["source_key"] == "1"]
     assert [(r[1], r[2], r[3]) for r in dbt_project.query(refused)] == [("2", "reject", "rejected")]
+
+
+def _crash(project, point: str, *extra: str) -> None:
+    import signal
+
+    from dbt_stripe_sync.crashpoints import ENV as CRASH_ENV
+
+    proc = project.sync(*SEL, "--vars", SMALL_BATCHES, *extra, env={CRASH_ENV: point})
+    assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL at {point}:\n{proc.stdout}\n{proc.stderr}"
+
+
+SMALL_BATCHES = "{dbt_stripe_sync: {batch_size: 2, concurrency: 2}}"
+
+
+def test_changelog_never_disagrees_with_the_ledger_after_a_crash(dbt_project):
+    """Killed inside the outcome transaction: the batch's ledger and changelog rows roll back
+    together; the rerun re-sends with the same keys and logs each create exactly once."""
+    _crash(dbt_project, "mid_record#2")
+    before = _changelog(dbt_project)
+    ledger = dbt_project.ledger("stripe_customers")
+    logged = {r["source_key"] for r in before}
+    assert logged == {k for k, v in ledger.items() if v["status"] == "synced"} == {"1", "2"}
+    assert dbt_project.sync(*SEL, "--vars", SMALL_BATCHES).returncode == 0
+    log = _changelog(dbt_project)
+    ledger = dbt_project.ledger("stripe_customers")
+    assert sorted(r["source_key"] for r in log) == ["1", "2", "3", "4", "5"]  # one create per row
+    assert {r["source_key"]: r["stripe_id"] for r in log} == {k: v["stripe_id"] for k, v in ledger.items()}
+    assert all(r["action"] == "create" and r["outcome"] == "ok" and r["request_id"] for r in log)
+
+
+def test_a_pending_create_found_by_its_tag_is_logged_as_adopt(dbt_project):
+    _crash(dbt_project, "after_send#3")
+    dbt_project.emulator.expire_idempotency_keys()
+    rerun = dbt_project.sync(
+        *SEL, "--vars", "{dbt_stripe_sync: {batch_size: 2, idempotency_window_hours: 0}}"
+    )
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    log = _changelog(dbt_project)
+    assert sorted(r["source_key"] for r in log) == ["1", "2", "3", "4", "5"]
+    adopted = [r for r in log if r["action"] == "adopt"]
+    # the kill came after the third send; with two senders the batch's other row may have gone too
+    assert adopted and {r["source_key"] for r in adopted} <= {"3", "4"}
+    ledger = dbt_project.ledger("stripe_customers")
+    assert all(
+        r["outcome"] == "ok" and r["stripe_id"] == ledger[r["source_key"]]["stripe_id"] for r in adopted
+    )
+    assert {r["action"] for r in log if r not in adopted} == {"create"}

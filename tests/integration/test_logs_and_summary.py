@@ -29,6 +29,19 @@ def test_json_logs_name_sync_row_and_request_and_never_the_api_key(dbt_project):
     calls = [r for r in records if r["logger"] == "dbt_stripe_sync.gateway.client"]
     assert len(calls) == len(emu.requests()) == 6
     assert all(c["sync"] == "stripe_customers" and c["request_id"] for c in calls)
+    assert sorted(c["key"] for c in calls if c["msg"].startswith("Stripe POST")) == ["1", "2", "3", "4", "5"]
+
+    rows = dbt_project.read_seed("raw_customers")
+    rows[2]["full_name"] = "Alan Mathison Turing"
+    dbt_project.write_seed("raw_customers", rows)
+    dbt_project.build()
+    emu.clear_requests()
+    text = dbt_project.sync("run", *SEL, "-v", env={"STRIPE_API_KEY": key})
+    assert text.returncode == 0 and key not in text.stderr
+    (update,) = emu.requests()
+    call = f"Stripe POST {update['path']} -> 200 (stripe_customers, request {update['id']}) [row 3]"
+    assert call in text.stderr
+    assert f"stripe_customers row 3: update ok {update['object_id']} (request {update['id']})" in text.stderr
     assert key not in result.stderr + result.stdout and key[8:16] not in result.stderr
 
     usage = dbt_project.sync(
