@@ -90,3 +90,28 @@ def test_failure_means_blocked_errored_or_any_rejected_row_and_slack_text_names_
         "alert 1 (json, url_env HOOK) not sent: the environment variable HOOK is not set",
         "alert 2 (slack, url_env HOOK) not sent: the environment variable HOOK is not set",
     ]
+
+
+class _Tty(__import__("io").StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_summary_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
+    import io
+
+    from dbt_stripe_sync.report import print_summary
+
+    rows = [SyncSummary("stripe_customers", "customer", "blocked", message="stripe_customers: primary_key x")]
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, plain = _Tty(), io.StringIO()
+    print_summary(tty, rows)
+    print_summary(plain, rows)
+    assert "\033[31mblocked" in tty.getvalue()
+    assert "\033[" not in plain.getvalue()
+    assert "stripe_customers: primary_key x" in plain.getvalue()
+    assert "stripe_customers: stripe_customers:" not in plain.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    no_colour = _Tty()
+    print_summary(no_colour, rows)
+    assert "\033[" not in no_colour.getvalue()
