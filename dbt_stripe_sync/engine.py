@@ -72,8 +72,8 @@ def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport 
     out = out or sys.stdout
     started = utcnow()
     prepared = prepare(inv, out)
-    alerts = parse_alerts(prepared.settings.alerts)
     try:
+        alerts = parse_alerts(prepared.settings.alerts)  # a bad alert is a usage error: exit 2, nothing sent
         if inv.command == "validate":
             names = ", ".join(c.model for c in prepared.configs) or "none selected"
             out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
