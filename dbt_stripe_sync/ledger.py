@@ -175,6 +175,10 @@ class StateStore:
         for e in entries:
             by_sync.setdefault(e.sync_name, []).append(e)
         with self.wh.transaction():
+            # The changelog goes first: should a warehouse not hold the batch in one transaction (see
+            # the note in test_changelog_never_loses_an_operation_after_a_crash), a crash can then
+            # only repeat an operation's row (the rerun's replay, same idempotency key), never lose it.
+            C.insert(self.wh, self.changelog, changelog)
             for sync_name, group in by_sync.items():
                 latest = {e.source_key: e for e in group}  # last write of a key wins
                 items = list(latest.values())
@@ -195,7 +199,6 @@ class StateStore:
                     )
                     if crash_inside:
                         crashpoint(crash_inside)
-            C.insert(self.wh, self.changelog, changelog)
 
     def record_run(self, row: dict[str, Any]) -> None:
         names = list(row)
