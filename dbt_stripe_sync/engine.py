@@ -250,7 +250,10 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
     store.ensure()
     prune_changelog(prep.wh, store.changelog, prep.settings.changelog_retention_days, utcnow())
     run_id = uuid.uuid4().hex
-    recorder = ChangelogRecorder(run_id, utcnow, on_row=lambda row: progress.advance())
+    # the sending bar counts writes; rejects are recorded before sending starts
+    recorder = ChangelogRecorder(
+        run_id, utcnow, on_row=lambda row: row.action != "reject" and progress.advance()
+    )
     applier = Applier(store, gw, prep.settings, run_id, recorder)
     summaries: list[SyncSummary] = list(prep.skipped)
     for config in prep.configs:
