@@ -20,12 +20,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from dbt_stripe_sync import adoption
+from dbt_stripe_sync import changelog as C
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.connect import entry_account, interleave
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
+from dbt_stripe_sync.gateway.client import capture_responses
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
+from dbt_stripe_sync.log_setup import row_context
 from dbt_stripe_sync.payload import to_json
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.secrets import redact_all
@@ -138,19 +141,27 @@ class Applier:
         settings: Settings,
         run_id: str,
         on_batch: Callable[[], None] = lambda: None,
+        recorder: C.ChangelogRecorder | None = None,
     ) -> None:
         self.store = store
         self.gw = gateway
         self.settings = settings
         self.run_id = run_id
         self.on_batch = on_batch  # called after each recorded batch (the run lock renews its lease)
+        self.changelog = recorder or C.ChangelogRecorder(run_id, L.utcnow)
 
     # ---- entry points ---------------------------------------------------------------------------
     def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
         config = plan.config
         quiet = [c for c in plan.changes if not c.calls_stripe]
         entries = [self._ledger_only(config, c, result) for c in quiet]
-        self.store.write([e for e in entries if e is not None])
+        for c in quiet:
+            if c.action == "reject":
+                self.changelog.record(config.name, c.key, action="reject", outcome=C.REJECTED, error=c.reason)
+        self.store.write(
+            [e for e in entries if e is not None],
+            changelog=self.changelog.take(config.name, [c.key for c in quiet]),
+        )
         writes = interleave([c for c in plan.changes if c.calls_stripe])  # Connect: accounts in parallel
         self._send_in_batches(config, adapter, writes, result)
 
@@ -194,13 +205,20 @@ class Applier:
                 continue
             if found is not None and change.key in found:
                 settled.append(self._outcome(config, change, found[change.key]))
+                self.changelog.record(
+                    config.name,
+                    change.key,
+                    action="adopt",
+                    outcome=C.OK,
+                    stripe_id=found[change.key].stripe_id,
+                )
                 result.add(CREATED if change.action == "create" else UPDATED, change.key)
             elif burnt:
                 attempt = (entry.attempts or 0) + 1
                 new_key.append(replace(change, idempotency_key=f"{change.idempotency_key}_n{attempt}"))
             else:  # expired: nothing was created under it; the key is as good as new
                 same_key.append(change)
-        self.store.write(settled)
+        self.store.write(settled, changelog=self.changelog.take(config.name, [e.source_key for e in settled]))
         self._send_in_batches(config, adapter, same_key, result, checkpoint=False)
         self._send_in_batches(config, adapter, new_key, result)  # the new key is checkpointed first
         return len(pending)
@@ -277,7 +295,10 @@ class Applier:
                 chunk, done[:] = done[:size], done[size:]
                 for change, _, bucket, reason in chunk:
                     result.add(bucket, change.key, reason)
-                self.store.write([entry for _, entry, _, _ in chunk], crash_inside="mid_record")
+                logged = self.changelog.take(config.name, [change.key for change, *_ in chunk])
+                self.store.write(
+                    [entry for _, entry, _, _ in chunk], crash_inside="mid_record", changelog=logged
+                )
                 crashpoint("after_record")
                 self.on_batch()
 
@@ -307,7 +328,20 @@ class Applier:
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change
     ) -> tuple[LedgerEntry, str, str | None]:
-        with self.gw.scope(config.name), self.gw.acting_for(change.account):
+        def log_failure(outcome: str, reason: str, exc: StripeRequestError | None = None) -> None:
+            self.changelog.record(
+                config.name, change.key, action=C.action_of_change(change.action), outcome=outcome,
+                stripe_id=change.stripe_id, params=change.params, idempotency_key=change.idempotency_key,
+                request_id=exc.request_id if exc else None, http_status=exc.status if exc else None,
+                error=reason,
+            )  # fmt: skip
+
+        with (
+            self.gw.scope(config.name),
+            self.gw.acting_for(change.account),
+            capture_responses() as responses,
+            row_context(change.key),
+        ):
             try:
                 written = self._execute(adapter, change, config)
                 crashpoint("after_send")
@@ -323,13 +357,24 @@ class Applier:
                         if burnt
                         else " (left pending: re-sent with the same idempotency key on the next run)"
                     )
+                    log_failure(C.PENDING, reason, exc)
                     entry = self._pending(config, change, key_burnt=burnt).evolve(last_error=reason[:2000])
                     return entry, PENDING, reason
+                log_failure(C.FAILED, reason, exc)
                 return self._failed(config, change, reason), REJECTED, reason
             except Exception as exc:  # a bug or an unexpected answer must not lose the other rows
                 log.exception("unexpected error syncing %s row %s", config.name, change.key)
                 reason = redact_all(f"{type(exc).__name__}: {exc}")
+                log_failure(C.FAILED, reason)
                 return self._failed(config, change, reason), REJECTED, reason
+        sent = next((r for r in responses if r.method != "get"), responses[-1] if responses else None)
+        self.changelog.record(
+            config.name, change.key, action=C.action_of_result(written.action),
+            outcome=C.REJECTED if written.status == L.LEFT else C.OK, stripe_id=written.stripe_id,
+            params=change.params, idempotency_key=change.idempotency_key,
+            request_id=sent.request_id if sent else None, http_status=sent.status if sent else None,
+            error=written.note if written.status == L.LEFT else None,
+        )  # fmt: skip
         return (
             self._outcome(config, change, written),
             _BUCKET_OF_ACTION.get(written.action, UPDATED),

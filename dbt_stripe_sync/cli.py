@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from dbt_stripe_sync import __version__
+from dbt_stripe_sync import __version__, log_setup
 from dbt_stripe_sync.errors import DssError, UsageError
 from dbt_stripe_sync.secrets import install_log_filter, redact_all
 
-COMMANDS = ("run", "plan", "validate", "emulator", "demo")
+COMMANDS = ("run", "plan", "validate", "history", "report", "emulator", "demo")
 
 
 def _dbt_options(p: argparse.ArgumentParser) -> None:
@@ -58,6 +57,19 @@ def _dbt_options(p: argparse.ArgumentParser) -> None:
 
 def _verbose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", "-v", action="store_true", help="log every API call and warehouse step")
+    _output_options(p)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="json: every log line on stderr is one JSON object (as dbt's flag)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", default=argparse.SUPPRESS, help="no progress display on stderr"
+    )
 
 
 def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
@@ -70,6 +82,7 @@ def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="sync every selected model (the default)")
     _dbt_options(run)
+    run.add_argument("--output", "-o", help="also write the run report as JSON to this file")
     plan = sub.add_parser("plan", help="show what would change, field by field; writes nothing anywhere")
     _dbt_options(plan)
     for p in (run, plan):
@@ -79,10 +92,24 @@ def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
             help="re-send every row of the selected syncs as if never synced (matched objects are "
             "updated, never duplicated; no deletes are inferred)",
         )
-    plan.add_argument("--output", "-o", help="also write the plan as JSON to this file")
+    plan.add_argument("--output", "-o", help="also write the whole plan (every row) as JSON to this file")
     plan.add_argument("--sample", type=int, default=5, help="rows shown per action (default 5)")
+    plan.add_argument(
+        "--against",
+        choices=("ledger", "stripe"),
+        default="ledger",
+        help="stripe: read the changed rows' current Stripe objects for real before-values and drift",
+    )
     validate = sub.add_parser("validate", help="check every stripe_sync block; no API calls, no writes")
     _dbt_options(validate)
+    history = sub.add_parser("history", help="recent runs per sync, or one row's operations (--key)")
+    _dbt_options(history)
+    history.add_argument("--key", help="show every operation on the row with this primary key")
+    history.add_argument("--limit", type=int, default=20, help="rows shown (default 20)")
+    report = sub.add_parser("report", help="write one self-contained HTML page from the warehouse tables")
+    _dbt_options(report)
+    report.add_argument("--output", "-o", default="stripe_sync_report.html", help="the HTML file to write")
+    report.add_argument("--days", type=int, default=30, help="runs of the last N days (default 30)")
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
     if emulator_options:  # importing the emulator (an HTTP server) is for its own command only
         from dbt_stripe_sync.emulator import add_arguments
@@ -108,6 +135,11 @@ _ONE_VALUE = {
     "-o",
     "--sample",
     "--workdir",
+    "--log-format",
+    "--key",
+    "--limit",
+    "--days",
+    "--against",
 }
 
 
@@ -152,9 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed the usage error
         return 2 if exc.code not in (0, None) else 0
     verbose = bool(getattr(args, "verbose", False))
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    log_format = getattr(args, "log_format", "text")
+    log_setup.setup(verbose, log_format)
     install_log_filter("", "dbt_stripe_sync", "stripe")
     try:
         if args.command == "emulator":
@@ -164,7 +195,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from dbt_stripe_sync.demo import run_demo
 
-            return run_demo(args.workdir)
+            return run_demo(args.workdir, progress=not getattr(args, "no_progress", False))
+        if args.command == "history":
+            from dbt_stripe_sync.history import show_history
+
+            return show_history(
+                args.project_dir, args.profiles_dir, args.target, _parse_vars(args.vars),
+                models=tuple(args.select), key=args.key, limit=args.limit,
+            )  # fmt: skip
+        if args.command == "report":
+            from dbt_stripe_sync.html_report import write_report
+
+            return write_report(
+                args.project_dir, args.profiles_dir, args.target, _parse_vars(args.vars),
+                output=args.output, models=tuple(args.select), days=args.days,
+            )  # fmt: skip
         from dbt_stripe_sync.engine import Invocation, execute
 
         inv = Invocation(
@@ -180,10 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             vars=_parse_vars(args.vars),
             output=getattr(args, "output", None),
             sample=getattr(args, "sample", 5),
+            progress=not getattr(args, "no_progress", False),
+            against=getattr(args, "against", "ledger"),
         )
         return execute(inv)
     except DssError as exc:
-        print(f"error: {redact_all(str(exc))}", file=sys.stderr)
+        log_setup.emit_error(f"error: {redact_all(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: pending writes are finished by the next run", file=sys.stderr)
@@ -192,13 +239,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dbt_stripe_sync.config.errors import ConfigError
 
         if isinstance(exc, ConfigError):
-            print("invalid stripe_sync configuration (nothing was sent):", file=sys.stderr)
-            print(redact_all(str(exc)), file=sys.stderr)
+            log_setup.emit_error(
+                "invalid stripe_sync configuration (nothing was sent):\n" + redact_all(str(exc))
+            )
             return 2
         if verbose:
             raise
-        print(f"error: {redact_all(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
-        print("(run with --verbose for the traceback)", file=sys.stderr)
+        log_setup.emit_error(
+            f"error: {redact_all(f'{type(exc).__name__}: {exc}')} (run with --verbose for the traceback)"
+        )
         return 1
 
 

@@ -21,6 +21,9 @@ EXAMPLE = next((p for p in _CANDIDATES if (p / "dbt_project.yml").exists()), _CA
 DEMO_KEY = "sk_test_demo"
 
 
+_PROGRESS = {"on": True}
+
+
 def _dbt(project: Path, *args: str) -> None:
     dbt = Path(sys.executable).with_name("dbt")
     cmd = [
@@ -31,7 +34,10 @@ def _dbt(project: Path, *args: str) -> None:
         "--profiles-dir",
         str(project),
     ]
-    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    from dbt_stripe_sync.progress import progress_display
+
+    with progress_display(_PROGRESS["on"]) as progress, progress.phase(f"dbt {' '.join(args)}"):
+        proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
     if proc.returncode != 0:
         raise UsageError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
 
@@ -41,13 +47,17 @@ def _sync(project: Path, label: str, emulator) -> int:
 
     emulator.clear_requests()
     print(f"\n$ dbt-stripe-sync   # {label}")
-    code = execute(Invocation(command="run", project_dir=str(project), profiles_dir=str(project)))
+    inv = Invocation(
+        command="run", project_dir=str(project), profiles_dir=str(project), progress=_PROGRESS["on"]
+    )
+    code = execute(inv)
     calls = Counter(f"{r['method']} {r['path'].split('/')[2]}" for r in emulator.requests())
     print(f"  Stripe API calls: {dict(calls) or 'none'}")
     return code
 
 
-def run_demo(workdir: str | None = None) -> int:
+def run_demo(workdir: str | None = None, progress: bool = True) -> int:
+    _PROGRESS["on"] = progress
     if not (EXAMPLE / "dbt_project.yml").exists():
         raise UsageError(
             f"the example project is missing from this installation ({EXAMPLE}); "

@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
+from dbt_stripe_sync.against import against_stripe
+from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.applier import PENDING, REJECTED, Applier, SyncResult
 from dbt_stripe_sync.binding import bind
+from dbt_stripe_sync.changelog import ChangelogRecorder
+from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
@@ -27,9 +31,12 @@ from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan
+from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
 from dbt_stripe_sync.planner import build_plan
+from dbt_stripe_sync.progress import Progress, progress_display
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
 from dbt_stripe_sync.run_lock import StateLock, StateLockBusy
+from dbt_stripe_sync.run_report import RunReport, build_report
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
@@ -45,12 +52,14 @@ class Invocation:
     target: str | None = None
     select: tuple[str, ...] = ()
     vars: dict[str, Any] = field(default_factory=dict)
-    output: str | None = None  # plan: write the plan as JSON here
+    output: str | None = None  # run: the run report as JSON; plan: the whole plan as JSON
     sample: int = 5
     exclude: tuple[str, ...] = ()  # dbt selection: --exclude, --selector, --state (see selection.py)
     selector: str | None = None
     state: str | None = None
     full_refresh: bool = False  # re-send every selected row as if never synced (no deletes)
+    progress: bool = True  # a progress display on stderr during long phases
+    against: str = "ledger"  # plan: before-values from the ledger, or read from "stripe"
 
 
 @dataclass
@@ -66,21 +75,38 @@ class Prepared:
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
+    code, _ = perform(inv, out)
+    return code
+
+
+def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport | None]:
+    """Run one command; the exit code and, for run and plan, the run report (the Python API's value)."""
     out = out or sys.stdout
+    started = utcnow()
     prepared = prepare(inv, out)
     try:
+        alerts = parse_alerts(prepared.settings.alerts)  # a bad alert is a usage error: exit 2, nothing sent
         if inv.command == "validate":
             names = ", ".join(c.model for c in prepared.configs) or "none selected"
             out.write(f"OK: {len(prepared.configs)} stripe_sync block(s) valid ({names})\n")
             if prepared.unbuilt:
                 out.write(_unchecked_columns(prepared))
-            return 0
+            return 0, None
         gateway = _gateway(prepared.settings, prepared.wh.target.name)
-        if inv.command == "plan":
-            return _plan(inv, prepared, gateway, out)
-        return _run(prepared, gateway, out)
+        with progress_display(inv.progress) as progress:
+            if inv.command == "plan":
+                report = _plan(inv, prepared, gateway, out, started, progress)
+            else:
+                report = _run(prepared, gateway, out, started, progress)
     finally:
         prepared.wh.close()
+    if inv.command == "run":
+        if inv.output:
+            report.write(inv.output)
+            out.write(f"\nRun report written to {inv.output}\n")
+        for problem in send_alerts(alerts, report):
+            print(f"warning: {problem}", file=sys.stderr)
+    return report.exit_code, report
 
 
 def _unchecked_columns(prep: Prepared) -> str:
@@ -226,22 +252,32 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
 
 
 # ---- plan -------------------------------------------------------------------------------------
-def _plan(inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+def _plan(
+    inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress
+) -> RunReport:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    ledger_relation = store.readable_sql() if store.exists() else store.empty_ledger_sql()
+    exists = store.exists()
+    ledger_relation = store.readable_sql() if exists else store.empty_ledger_sql()
     plans: list[SyncPlan] = []
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)
     for config in prep.configs:
-        plans.append(_make_plan(prep, config, gw, store if store.exists() else None, ledger_relation))
+        # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
+        upcoming = upcoming_creates(plans)
+        plan = _make_plan(prep, config, gw, store if exists else None, ledger_relation, progress, upcoming)
+        if inv.against == "stripe":
+            with progress.phase(f"{config.model}: reading the current Stripe objects"):
+                plan = against_stripe(gw, plan)
+        plans.append(plan)
     print_plan(out, plans, sample=inv.sample)
     for s in prep.skipped:
         out.write(f"\n{s.model}: {s.message}\n")
     if inv.output:
         with open(inv.output, "w", encoding="utf-8") as fh:
-            json.dump({"plans": [p.to_dict(sample=inv.sample) for p in plans]}, fh, indent=2, default=str)
+            json.dump(whole_plan(plans, inv.sample), fh, indent=2, default=str)
         out.write(f"\nPlan written to {inv.output}\n")
-    return 1 if any(p.blocked for p in plans) else 0
+    summaries = [*prep.skipped, *plan_summaries(plans)]
+    return build_report("plan", started, utcnow(), summaries, [p.to_dict(sample=None) for p in plans])
 
 
 def _make_plan(
@@ -250,31 +286,37 @@ def _make_plan(
     gw: StripeGateway,
     store: StateStore | None,
     ledger_relation: str,
+    progress: Progress,
+    upcoming: Any = None,
     run_id: str | None = None,
 ) -> SyncPlan:
     refresh = prep.full_refresh and store is not None
-    diff = run_diff(
-        prep.wh,
-        config,
-        prep.relations[config.model],
-        refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
-        include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
-        retry_rejected=prep.settings.retry_rejected,
-    )
+    with progress.phase(f"{config.model}: diff in the warehouse"):
+        diff = run_diff(
+            prep.wh,
+            config,
+            prep.relations[config.model],
+            refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
+            include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
+            retry_rejected=prep.settings.retry_rejected,
+        )
     crashpoint("after_diff")
     adapter = adapter_for(config.object)
     live = store.count_live(config.name) if store is not None else 0
     token = (run_id or "plan") if prep.full_refresh else None
-    if config.account is not None:  # Stripe Connect: each account's rows are planned inside it
-        relation = prep.relations[config.model]
-        return plan_by_account(config, adapter, prep.settings, diff, gw, store, relation, live, token)
-    lookups = gather(config, diff, gw, store)
-    lookups = bind(config, adapter, diff, gw, store, prep.relations[config.model], lookups)
-    return build_plan(config, adapter, prep.settings, diff, lookups, live, full_refresh=token)
+    relation = prep.relations[config.model]
+    with progress.phase(f"{config.model}: matching {len(diff.rows)} changed rows in Stripe"):
+        if config.account is not None:  # Stripe Connect: each account's rows are planned inside it
+            return plan_by_account(config, adapter, prep.settings, diff, gw, store, relation, live, token)
+        lookups = gather(config, diff, gw, store)
+        lookups = bind(config, adapter, diff, gw, store, relation, lookups)
+    return build_plan(
+        config, adapter, prep.settings, diff, lookups, live, full_refresh=token, upcoming=upcoming
+    )
 
 
 # ---- run --------------------------------------------------------------------------------------
-def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
+def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress) -> RunReport:
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
     run_id = uuid.uuid4().hex
     lock = StateLock(
@@ -287,7 +329,12 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
     lock.acquire()  # before the ledger is read: a second run would plan the same creates again
     try:
         store.ensure()
-        applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat)
+        prune_changelog(prep.wh, store.changelog, prep.settings.changelog_retention_days, utcnow())
+        # the sending bar counts writes; rejects are recorded before sending starts
+        recorder = ChangelogRecorder(
+            run_id, utcnow, on_row=lambda row: row.action != "reject" and progress.advance()
+        )
+        applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat, recorder=recorder)
         summaries: list[SyncSummary] = list(prep.skipped)
         if prep.full_refresh:
             out.write(FULL_REFRESH_NOTICE)
@@ -299,17 +346,23 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO) -> int:
                     )
                 )
                 continue
-            summaries.append(_run_one(prep, config, store, gw, applier, run_id))
+            summaries.append(_run_one(prep, config, store, gw, applier, run_id, progress))
             lock.beat()
     finally:
         lock.release()
+        progress.close()
     print_summary(out, summaries)
-    failed = any(s.status in {"blocked", "error", "partial"} for s in summaries)
-    return 1 if failed else 0
+    return build_report(run_id, started, utcnow(), summaries)
 
 
 def _run_one(
-    prep: Prepared, config: SyncConfig, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
+    prep: Prepared,
+    config: SyncConfig,
+    store: StateStore,
+    gw: StripeGateway,
+    applier: Applier,
+    run_id: str,
+    progress: Progress,
 ) -> SyncSummary:
     started, t0 = utcnow(), time.monotonic()
     adapter = adapter_for(config.object)
@@ -319,21 +372,24 @@ def _run_one(
     try:
         applier.recover(config, adapter, result)
         crashpoint("after_recover")
-        plan = _make_plan(prep, config, gw, store, store.ledger, run_id)
+        plan = _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
         crashpoint("after_plan")
         summary.unchanged = plan.unchanged
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
-            applier.apply(plan, adapter, result)
-            for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
-                if _unreachable(gw) or not applier.recover(config, adapter, result, only_burnt=True):
-                    break
-            waiting = store.count_still_rejected(config.name, run_id)
-            if waiting:
+            writes = sum(1 for c in plan.changes if c.calls_stripe)
+            with progress.phase(f"{config.model}: sending to Stripe", total=writes or None):
+                applier.apply(plan, adapter, result)
+                for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
+                    if _unreachable(gw) or not applier.recover(config, adapter, result, only_burnt=True):
+                        break
+            earlier = still_rejected(store, config.name, run_id)
+            if earlier:
                 summary.status = "partial"
+                summary.earlier_rejected = earlier
                 summary.message = (
-                    f"{waiting} row(s) rejected by earlier runs are still not in Stripe; they are "
+                    f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
                     "retried when their data changes (or every run with retry_rejected: true) — "
                     "see last_error in the ledger"
                 )
@@ -344,6 +400,10 @@ def _run_one(
     summary.counts = dict(result.counts)
     summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
     summary.rejected_rows = list(result.errors)
+    if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too
+        summary.counts["rejected"] = summary.counts.get("rejected", 0) + len(summary.earlier_rejected)
+        summary.rejected_rows += summary.earlier_rejected
+        summary.unchanged = max(summary.unchanged - len(summary.earlier_rejected), 0)  # not in Stripe
     if summary.status == "success" and (result.counts.get(REJECTED) or result.counts.get(PENDING)):
         summary.status = "partial"
     notes = []

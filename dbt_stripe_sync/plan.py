@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,24 @@ from dbt_stripe_sync.ledger import LedgerEntry
 # Actions that call Stripe, and those that only touch the ledger.
 API_ACTIONS = frozenset({"create", "update", "restore", "delete", "replace"})
 LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget", "adopt", "rekey", "wait"})
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """Rows that syncs planned earlier in the same `plan` will create: a run creates them before the
+    later syncs are planned, so a reference to one resolves then (shown, not rejected, by `plan`)."""
+
+    keys: Mapping[str, frozenset[str]] = field(default_factory=dict)  # sync model -> keys created
+    emails: Mapping[str, str] = field(default_factory=dict)  # customer email -> "model row key"
+
+    def by_sync(self, sync: str, key: Any) -> str | None:
+        if str(key) in self.keys.get(sync, frozenset()):
+            return f"(after {sync} row {key} is created)"
+        return None
+
+    def by_email(self, email: Any) -> str | None:
+        row = self.emails.get(str(email))
+        return f"(after {row} is created)" if row else None
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,8 @@ class Change:
     reason: str | None = None  # why rejected/skipped, or a note (adopted, delete translation)
     ledger: LedgerEntry | None = None  # the row's ledger entry before this run
     account: str | None = None  # Stripe Connect: the connected account written to (None: the platform)
+    # plan --against stripe: `before` holds Stripe's current values, this what the tool last sent
+    ledger_before: dict[str, Any] | None = None
 
     @property
     def calls_stripe(self) -> bool:
@@ -66,12 +87,15 @@ class SyncPlan:
             )
         }
 
-    def to_dict(self, sample: int = 5) -> dict[str, Any]:
-        """The plan as JSON-ready data: counts plus a field-level before -> after for a sample of rows."""
+    def to_dict(self, sample: int | None = 5) -> dict[str, Any]:
+        """The plan as JSON-ready data: counts plus a field-level before -> after (changed leaves only)
+        for a sample of rows per action, or for every row when sample is None (`rows` then)."""
+        from dbt_stripe_sync.plan_view import leaf_changes, natural_key
+
         shown: dict[str, int] = Counter()
         rows = []
-        for ch in self.changes:
-            if shown[ch.action] >= sample:
+        for ch in sorted(self.changes, key=lambda c: natural_key(c.key)):
+            if sample is not None and shown[ch.action] >= sample:
                 continue
             shown[ch.action] += 1
             rows.append(
@@ -80,10 +104,7 @@ class SyncPlan:
                     "action": ch.action,
                     "stripe_id": ch.stripe_id,
                     "reason": ch.reason,
-                    "fields": {
-                        path: {"before": ch.before.get(path), "after": value}
-                        for path, value in ch.params.items()
-                    },
+                    "fields": leaf_changes(ch.params, ch.before, ch.ledger_before),
                 }
             )
         return {
@@ -95,5 +116,5 @@ class SyncPlan:
             "counts": self.counts(),
             "blocked": self.blocked,
             "warnings": list(self.warnings),
-            "sample": rows,
+            "sample" if sample is not None else "rows": rows,
         }

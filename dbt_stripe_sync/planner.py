@@ -16,7 +16,7 @@ from dbt_stripe_sync.adoption import values_in
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
 from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, coerce, field_spec, from_json
-from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.row_checks import row_problems
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject
@@ -47,7 +47,7 @@ def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None,
 
 # ---- rows to payloads ---------------------------------------------------------------------------
 def map_row(
-    config: SyncConfig, row: DiffRow, email_ids: Mapping[str, list[dict]]
+    config: SyncConfig, row: DiffRow, email_ids: Mapping[str, list[dict]], upcoming: Upcoming | None = None
 ) -> tuple[dict[str, Any], list[str]]:
     """The flat payload of a row, and the reasons it cannot be sent (empty when it can)."""
     flat: dict[str, Any] = {}
@@ -67,7 +67,7 @@ def map_row(
         if value is None:
             continue
         if ref.sync:
-            stripe_id = row.refs.get(ref.target)
+            stripe_id = row.refs.get(ref.target) or (upcoming and upcoming.by_sync(ref.sync, value))
             if not stripe_id:
                 problems.append(
                     f"{ref.target}: no {ref.sync} row with key {value!r} has been synced "
@@ -75,7 +75,9 @@ def map_row(
                 )
                 continue
         else:
-            found = email_ids.get(str(value), [])
+            found = email_ids.get(str(value), []) or [
+                {"id": later} for later in [upcoming and upcoming.by_email(value)] if later
+            ]
             if not found:
                 problems.append(
                     f"{ref.target}: no Stripe customer has email {str(value)!r} (column `{ref.column}`)"
@@ -102,6 +104,7 @@ def build_plan(
     lookups: Lookups,
     live_objects: int,
     full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
+    upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []
@@ -110,7 +113,9 @@ def build_plan(
     for row in diff.rows:
         if row.change != "deleted":
             changes.append(
-                _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, full_refresh)
+                _plan_row(
+                    config, adapter, settings, row, lookups, seen_match, rekeyed, full_refresh, upcoming
+                )
             )
     leaving = {row.key for row in diff.rows if row.change == "deleted"}
     for row in diff.rows:
@@ -148,11 +153,17 @@ def _delete_guard(
     share = deletes / live if live else 1.0
     if share > settings.max_delete_fraction:
         return (
-            f"{config.model} would delete {deletes} of its {live} Stripe objects ({share:.0%}), more than "
-            f"max_delete_fraction {settings.max_delete_fraction:.0%}; check the model, or raise "
+            f"{config.model} would delete {deletes} of its {live} Stripe objects ({_pct(share)}), more than "
+            f"max_delete_fraction {_pct(settings.max_delete_fraction)}; check the model, or raise "
             "vars.dbt_stripe_sync.max_delete_fraction"
         )
     return None
+
+
+def _pct(share: float) -> str:
+    """60%, 0.5%, 12.5%: never a share rounded to a misleading 0%."""
+    text = f"{share * 100:.1f}".rstrip("0").rstrip(".")
+    return f"{text}%"
 
 
 def _rekey(config: SyncConfig, old: str, new: str, stripe_id: str, entry: L.LedgerEntry | None) -> Change:
@@ -211,12 +222,13 @@ def _plan_row(
     seen_match: dict[str, str],
     rekeyed: dict[str, tuple[str, str]],
     full_refresh: str | None = None,
+    upcoming: Upcoming | None = None,
 ) -> Change:
     entry = row.ledger
     if entry is not None and entry.status == L.PENDING:
         return _wait(row)  # never re-planned under a new key while its write may have reached Stripe
     attempt = (entry.attempts or 0) if entry else 0
-    flat, problems = map_row(config, row, lookups.by_email)
+    flat, problems = map_row(config, row, lookups.by_email, upcoming)
     by_email = config.match is not None and config.match.field == "email"
     sent = {"email": _match_value(config, row), **flat} if by_email else flat  # the match email is sent too
     bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED

@@ -31,6 +31,8 @@ class Settings:
     tag_created_objects: bool = True  # put metadata[dbt_stripe_sync] = "<sync>:<key>" on created objects
     lock_wait_s: float = 60.0  # how long a run waits for another run holding the state schema
     lock_lease_s: float = 600.0  # a lease not renewed for this long is taken over (non-PostgreSQL)
+    changelog_retention_days: int = 90  # stripe_sync_changelog rows older than this are pruned by each run
+    alerts: tuple[Any, ...] = ()  # [{url_env, format: slack|json, on: failure|always}], checked by alerts.py
 
     def state_schema_for(self, target_schema: str) -> str:
         return self.state_schema or f"{target_schema}_stripe_sync"

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync.secrets import install_log_filter, key_mode, register_secret
@@ -49,6 +50,32 @@ def last_request_id() -> str | None:
     `StripeRequestError.request_id`.
     """
     return _last_request_id.get()
+
+
+@dataclass(frozen=True)
+class ResponseMeta:
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+
+
+# Responses of the calls made inside `capture_responses()` (Request-Id and status of each, successes
+# included; a failure's Request-Id is on StripeRequestError). Minimal until the gateway exposes it.
+_responses: contextvars.ContextVar[list[ResponseMeta] | None] = contextvars.ContextVar(
+    "stripe_gateway_responses", default=None
+)
+
+
+@contextmanager
+def capture_responses() -> Iterator[list[ResponseMeta]]:
+    """Collect the final response of every call made in this block (in this thread/context)."""
+    calls: list[ResponseMeta] = []
+    token = _responses.set(calls)
+    try:
+        yield calls
+    finally:
+        _responses.reset(token)
 
 
 class StripeGateway:
@@ -298,10 +325,12 @@ class StripeGateway:
 
             self._stats.record_attempt(method, resp.status, scope)
             _last_request_id.set(resp.headers.get("request-id"))
+            request_id = resp.headers.get("request-id")
             replayed = resp.headers.get("idempotent-replayed", "").strip().lower() == "true"
             logger.info(
-                "Stripe %s %s -> %s%s (%s)", method.upper(), path, resp.status,
-                " replayed" if replayed else "", scope or "-",
+                "Stripe %s %s -> %s%s (%s, request %s)", method.upper(), path, resp.status,
+                " replayed" if replayed else "", scope or "-", request_id or "-",
+                extra={"sync": scope, "request_id": request_id},
             )  # fmt: skip
             if resp.status >= 500 and not replayed:
                 self._breaker.record_failure(
@@ -312,6 +341,9 @@ class StripeGateway:
                 self._breaker.record_success()
             body = _decode(resp)
             if 200 <= resp.status < 300 and body is not None:
+                captured = _responses.get()
+                if captured is not None:
+                    captured.append(ResponseMeta(method, path, resp.status, request_id))
                 return body
             if resp.status >= 500 and replayed:
                 # Stripe saved this 5xx for the idempotency key: the same key gets the same answer

@@ -1,0 +1,117 @@
+"""Pure pieces of issue #11: natural key order, changed-leaf display, run status, alert settings."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from dbt_stripe_sync.alerts import Alert, is_failure, parse_alerts, send_alerts, slack_message
+from dbt_stripe_sync.errors import UsageError
+from dbt_stripe_sync.plan_view import leaf_changes, natural_key
+from dbt_stripe_sync.planner import _pct
+from dbt_stripe_sync.report import SyncSummary
+from dbt_stripe_sync.run_report import build_report, overall_status
+
+
+def test_keys_sort_naturally():
+    keys = ["10", "2", "1", "row10", "row2", "b", "a", "11"]
+    assert sorted(keys, key=natural_key) == ["1", "2", "10", "11", "a", "b", "row2", "row10"]
+
+
+def test_only_changed_leaves_are_shown():
+    params = {"address": {"line1": "1 Main St", "country": "US", "city": "Boston"}, "name": "Ada"}
+    before = {"address": {"line1": "1 Main St", "country": "US", "city": "Austin"}, "name": "Ada"}
+    assert leaf_changes(params, before) == {"address.city": {"before": "Austin", "after": "Boston"}}
+    flat = {"address.country": "US", "address.city": "Boston"}
+    assert leaf_changes(flat, {"address.country": "US", "address.city": "Austin"}) == {
+        "address.city": {"before": "Austin", "after": "Boston"}
+    }
+    assert leaf_changes({"tags": ["a", "c"]}, {"tags": ["a", "b"]}) == {
+        "tags[1]": {"before": "b", "after": "c"}
+    }
+    assert leaf_changes({"name": "Ada"}, {}) == {"name": {"before": None, "after": "Ada"}}  # a create
+
+
+def test_delete_share_is_never_rounded_to_zero():
+    assert [_pct(0.005), _pct(0.6), _pct(0.125), _pct(0.5), _pct(1.0)] == [
+        "0.5%",
+        "60%",
+        "12.5%",
+        "50%",
+        "100%",
+    ]
+
+
+def test_overall_status():
+    assert overall_status(["success", "skipped"]) == "success"
+    assert overall_status(["success", "partial"]) == "partial"
+    assert overall_status(["blocked", "error"]) == "failed"
+    assert overall_status(["blocked", "success"]) == "partial"
+    assert overall_status([]) == "success"
+
+
+def test_alert_settings_parse_yaml_on_key_and_refuse_urls():
+    raw = yaml.safe_load("alerts:\n  - url_env: HOOK\n    format: json\n    on: always\n")["alerts"]
+    assert True in raw[0]  # YAML 1.1 reads `on:` as the boolean True, as dbt's loader does
+    assert parse_alerts(raw) == [Alert("HOOK", "json", "always")]
+    assert parse_alerts([{"url_env": "HOOK"}]) == [Alert("HOOK", "slack", "failure")]
+    with pytest.raises(UsageError, match=r"alerts\[0\]\.format: 'email' is not one of slack, json"):
+        parse_alerts([{"url_env": "HOOK", "format": "email"}])
+    with pytest.raises(UsageError, match="put the URL in an environment variable") as exc:
+        parse_alerts([{"url_env": "https://hooks.slack.com/services/T/B/secret"}])
+    assert "secret" not in str(exc.value)
+    with pytest.raises(UsageError, match=r"alerts\[0\]: unknown key\(s\) url"):
+        parse_alerts([{"url_env": "HOOK", "url": "x"}])
+
+
+def test_failure_means_blocked_errored_or_any_rejected_row_and_slack_text_names_them():
+    ok = SyncSummary("stripe_customers", "customer", "success", counts={"created": 2})
+    rejected = SyncSummary(
+        "stripe_prices", "price", "partial", counts={"rejected": 1}, rejected_rows=[("pro", "no product")]
+    )
+    import datetime as dt
+
+    now = dt.datetime(2024, 1, 1)
+    good = build_report("r1", now, now, [ok])
+    bad = build_report("r2", now, now, [ok, rejected])
+    assert not is_failure(good) and is_failure(bad)
+    text = slack_message(bad)["text"]
+    assert "run partial" in text and "*stripe_prices* (price): partial — 1 rejected" in text
+    assert "row pro: no product" in text
+
+    sent: list[bytes] = []
+    alerts = [Alert("HOOK", "json", "failure"), Alert("HOOK", "slack", "always")]
+    problems = send_alerts(
+        alerts, good, env={"HOOK": "http://127.0.0.1:9/x"}, post=lambda u, b, t: sent.append(b) or 200
+    )
+    assert problems == [] and len(sent) == 1  # the failure-only alert was not due
+    problems = send_alerts(alerts, bad, env={}, post=lambda u, b, t: 200)
+    assert problems == [
+        "alert 1 (json, url_env HOOK) not sent: the environment variable HOOK is not set",
+        "alert 2 (slack, url_env HOOK) not sent: the environment variable HOOK is not set",
+    ]
+
+
+class _Tty(__import__("io").StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_summary_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
+    import io
+
+    from dbt_stripe_sync.report import print_summary
+
+    rows = [SyncSummary("stripe_customers", "customer", "blocked", message="stripe_customers: primary_key x")]
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, plain = _Tty(), io.StringIO()
+    print_summary(tty, rows)
+    print_summary(plain, rows)
+    assert "\033[31mblocked" in tty.getvalue()
+    assert "\033[" not in plain.getvalue()
+    assert "stripe_customers: primary_key x" in plain.getvalue()
+    assert "stripe_customers: stripe_customers:" not in plain.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    no_colour = _Tty()
+    print_summary(no_colour, rows)
+    assert "\033[" not in no_colour.getvalue()
