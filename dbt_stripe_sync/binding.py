@@ -40,7 +40,10 @@ def bind(
     calls = 0
     matched_on_email = config.match is not None and config.match.field == "email"
     ledger_empty = store is None or store.count_rows(config.name) == 0
-    if gw is not None and unbound and ledger_empty and not matched_on_email and not adapter.chosen_id:
+    # Rows matched on email or on a Stripe ID column find their object that way; every other row
+    # was bound only by the ledger, so without it the tag is the only way back to the object.
+    matched_on_id = config.match is not None and config.match.field == "id" and bool(config.match.column)
+    if gw is not None and unbound and ledger_empty and not matched_on_email and not matched_on_id:
         before = gw.stats.for_scope(config.name).requests
         with gw.scope(config.name):
             tagged = adoption.scan(gw, adapter, config.name)

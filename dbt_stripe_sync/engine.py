@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from dbt_stripe_sync import project as P
 from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
-from dbt_stripe_sync.applier import PENDING, REJECTED, Applier, SyncResult
+from dbt_stripe_sync.applier import ADOPTED, PENDING, REJECTED, Applier, SyncResult
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
@@ -371,10 +371,12 @@ def _run_one(
     summary = SyncSummary(config.model, config.object, "success")
     try:
         applier.recover(config, adapter, result)
+        # rows a recovered write finished are not in the diff, so not "unchanged" either
+        recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")
         plan = _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
         crashpoint("after_plan")
-        summary.unchanged = plan.unchanged
+        summary.unchanged = max(plan.unchanged - recovered, 0)
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
         else:
@@ -398,6 +400,8 @@ def _run_one(
     except Exception as exc:  # one sync's failure must not stop the others
         summary.status, summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
     summary.counts = dict(result.counts)
+    # bound to an object already in Stripe with the row's values: nothing to send, so unchanged
+    summary.unchanged += summary.counts.pop(ADOPTED, 0)
     summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
     summary.rejected_rows = list(result.errors)
     if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too

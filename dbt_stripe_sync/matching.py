@@ -42,10 +42,10 @@ class CustomerDirectory:
         missing = [] if self._whole_account else [e for e in wanted if e not in self._known]
         if missing:
             result = search_by_email(gw, missing)
-            self._known.update(result.found)
-            if result.everyone is not None:
+            if result.everyone is not None:  # slim entries for the whole account ...
                 self._known.update(result.everyone)
                 self._whole_account = True
+            self._known.update(result.found)  # ... and whole objects for the emails wanted
         return {e: list(self._known.get(e, [])) for e in sorted(wanted)}
 
     def forget_absences(self) -> None:
@@ -168,4 +168,8 @@ def gather(
         claimed=claimed,
         calls=calls,
         existing_ids=None if existing is None else frozenset(existing),
+        objects={
+            **{c["id"]: c for matches in found.values() for c in matches if c.get("object")},
+            **(existing if isinstance(existing, dict) else {}),
+        },
     )

@@ -36,6 +36,8 @@ class Lookups:
     adopted: Mapping[str, dict] = field(default_factory=dict)
     # keys in `claimed` whose rows have left the model: a row matching their object is a re-key
     departed: frozenset[str] = frozenset()
+    # stripe id -> the object as Stripe returned it while matching: the before-values of an update
+    objects: Mapping[str, dict] = field(default_factory=dict)
 
 
 def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None, attempt: int) -> str:
@@ -331,6 +333,11 @@ def _plan_row(
         params = changed_fields(before, flat)
         if not params:
             return settle("adopt", note, known_id)
+    elif not same_object and known_id in lookups.objects:  # matched, not ours yet: Stripe's values
+        before = values_in(lookups.objects[known_id], flat)
+        params = changed_fields(before, flat)
+        if not params and rekey_from is None:
+            return settle("adopt", note or f"matched {known_id}: Stripe already holds these values", known_id)
     if rekey_from is not None:
         rekeyed[known_id] = (rekey_from, row.key)
         note = f"re-keyed from row {rekey_from} (same {config.match.field}): {note or known_id}"  # type: ignore[union-attr]

@@ -63,9 +63,9 @@ def search_by_email(gw: StripeGateway, emails: Iterable[str]) -> EmailSearch:
             for c in data:
                 slim = _slim(c)
                 everyone.setdefault(slim["email"], []).append(slim)
-                if slim["email"] in found:
+                if slim["email"] in found:  # wanted: kept whole, its values are an update's before
                     hits += not found[slim["email"]]
-                    found[slim["email"]].append(slim)
+                    found[slim["email"]].append(c)
             if not page.get("has_more") or not data:
                 complete = True
                 break
@@ -73,7 +73,7 @@ def search_by_email(gw: StripeGateway, emails: Iterable[str]) -> EmailSearch:
     if not complete:
         for email in wanted:
             if not found[email]:
-                found[email] = [_slim(c) for c in gw.list_all("/v1/customers", {"email": email})]
+                found[email] = list(gw.list_all("/v1/customers", {"email": email}))
     for customers in (*found.values(), *everyone.values()):
         customers.sort(key=lambda c: (c.get("created") or 0, c.get("id", "")))
     return EmailSearch(found, everyone if complete else None)

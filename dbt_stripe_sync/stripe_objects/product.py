@@ -23,12 +23,14 @@ class Product(StripeObject):
     delete_description = "delete the product, or archive it (active=false) if it has prices"
     chosen_id = True
 
-    def existing_ids(self, gw: StripeGateway, ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def existing_ids(self, gw: StripeGateway, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The products with these IDs that exist, by ID, as Stripe returned them (their values are
+        the before-values of an update)."""
+        found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), _IDS_PER_LIST):
             chunk = ids[start : start + _IDS_PER_LIST]
             page = gw.request("get", self.resource, {"ids": chunk, "limit": _IDS_PER_LIST})
-            found |= {p["id"] for p in page.get("data", [])}
+            found.update({p["id"]: p for p in page.get("data", [])})
         return found
 
     def execute(self, gw: StripeGateway, change: Any, config: SyncConfig) -> WriteResult:

@@ -178,3 +178,26 @@ def test_a_column_name_with_a_quote_is_refused_by_validate(dbt_project, warehous
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "stripe_customers" in proc.stderr and "quote character" in proc.stderr
     assert project.emulator.requests() == [] or api_writes(project.emulator.requests()) == []
+
+
+def test_a_lost_ledger_rebinds_every_object_without_a_write_when_nothing_changed(dbt_project, warehouse):
+    """Customers found by email, products and prices by their tag (a product sync with no `match:`,
+    so only the ledger or the tag can find them): after the state schema and Stripe's keys are
+    lost, nothing is created again and nothing identical is re-sent."""
+    project, emu = dbt_project, dbt_project.emulator
+    project.edit_schema_yml(
+        "          match: {field: id, column: product_id}\n", "", file="models/billing.yml"
+    )
+    project.build()
+    chosen = ("-s", "stripe_customers", "stripe_products", "stripe_prices")
+    assert project.sync(*chosen).returncode == 0
+    before = {kind: len(emu.objects(kind)) for kind in ("customer", "product", "price")}
+    _drop_state(project)
+    emu.expire_idempotency_keys()
+    emu.clear_requests()
+    rebound = project.sync(*chosen)
+    assert rebound.returncode == 0, rebound.stdout + rebound.stderr
+    assert [(w["path"], w["params"]) for w in api_writes(emu.requests())] == []
+    assert {kind: len(emu.objects(kind)) for kind in ("customer", "product", "price")} == before
+    for sync in ("stripe_customers", "stripe_products", "stripe_prices"):
+        assert {v["status"] for v in project.ledger(sync).values()} == {"synced"}, sync
