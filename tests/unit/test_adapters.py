@@ -351,7 +351,9 @@ def test_price_change_rejected_when_configured():
 def test_product_existing_ids_is_one_list_call(emu, gw):
     seed(gw)
     emu.clear_requests()
-    assert adapter_for("product").existing_ids(gw, ["prod_pro", "prod_nope"]) == {"prod_pro"}
+    found = adapter_for("product").existing_ids(gw, ["prod_pro", "prod_nope"])
+    assert set(found) == {"prod_pro"}
+    assert found["prod_pro"]["name"] == "Pro"  # the object itself: its values are an update's before
     assert calls(emu) == [("GET", "/v1/products")]
 
 
