@@ -8,10 +8,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from dbt_stripe_sync.changelog import CHANGELOG_COLUMNS
-from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.settings import load_settings
-from dbt_stripe_sync.warehouse import Warehouse
+from dbt_stripe_sync.state_reader import existing_state
 
 RUN_COLUMNS = (
     "started_at",
@@ -52,15 +50,7 @@ def show_history(
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
-    wh = Warehouse.open(project_dir, profiles_dir, target, cli_vars)
-    try:
-        settings = load_settings({"dbt_stripe_sync": wh.vars}, cli_vars)
-        store = StateStore(wh, settings.state_schema_for(wh.target.schema))
-        if not store.exists():
-            raise UsageError(
-                f"no dbt-stripe-sync state in schema {store.schema} for target {wh.target.name}: "
-                "nothing has been synced from it yet (run `dbt-stripe-sync` first)"
-            )
+    with existing_state(project_dir, profiles_dir, target, cli_vars) as store:
         if key is not None:
             names, rows = operations(store, key, models, limit)
             title = f"Operations on row {key}" + (f" of {', '.join(models)}" if models else "")
@@ -72,8 +62,6 @@ def show_history(
         out.write(title + " (newest first)\n")
         out.write(render_table(names, rows) if rows else empty + "\n")
         return 0
-    finally:
-        wh.close()
 
 
 def _where_models(store: StateStore, models: Sequence[str], binds: list[Any]) -> str:

@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from dbt_stripe_sync import ledger as L
-from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.plan_view import natural_key
-from dbt_stripe_sync.settings import load_settings
-from dbt_stripe_sync.warehouse import Warehouse
+from dbt_stripe_sync.state_reader import existing_state
 
 COUNTS = ("created", "updated", "deleted", "archived", "skipped", "rejected", "api_calls")
 _BAR_COLOURS = {"created": "#2e7d32", "updated": "#1565c0", "deleted": "#c62828", "rejected": "#ef6c00"}
@@ -41,21 +39,11 @@ def write_report(
     out: TextIO | None = None,
 ) -> int:
     out = out or sys.stdout
-    wh = Warehouse.open(project_dir, profiles_dir, target, cli_vars)
-    try:
-        settings = load_settings({"dbt_stripe_sync": wh.vars}, cli_vars)
-        store = StateStore(wh, settings.state_schema_for(wh.target.schema))
-        if not store.exists():
-            raise UsageError(
-                f"no dbt-stripe-sync state in schema {store.schema} for target {wh.target.name}: "
-                "nothing has been synced from it yet (run `dbt-stripe-sync` first)"
-            )
+    with existing_state(project_dir, profiles_dir, target, cli_vars) as store:
         since = L.utcnow() - dt.timedelta(days=days)
         runs = _runs(store, models, since)
         problems = _problems(store, models)
-        page = render(wh.project_name, wh.target.name, runs, problems, days, L.utcnow())
-    finally:
-        wh.close()
+        page = render(store.wh.project_name, store.wh.target.name, runs, problems, days, L.utcnow())
     with open(output, "w", encoding="utf-8") as fh:
         fh.write(page)
     out.write(f"Report written to {output} ({len(runs)} sync runs, {len(problems)} rows needing attention)\n")
