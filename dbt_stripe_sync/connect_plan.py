@@ -13,7 +13,7 @@ from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import Change, SyncPlan
-from dbt_stripe_sync.planner import Lookups, _delete_guard, build_plan
+from dbt_stripe_sync.planner import Lookups, assemble, build_plan
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 
@@ -69,18 +69,7 @@ def plan_by_account(
         changes += [replace(c, account=_account_of(config, by_key.get(c.key), account)) for c in plan.changes]
         warnings += plan.warnings
         calls += plan.lookup_calls
-    deletes = sum(1 for c in changes if c.action == "delete")
-    changed_rows = sum(1 for r in diff.rows if r.change != "deleted")
-    return SyncPlan(
-        config=config,
-        changes=tuple(changes),
-        model_rows=diff.model_rows,
-        live_objects=live_objects,
-        unchanged=max(diff.model_rows - changed_rows, 0),
-        blocked=_delete_guard(config, settings, deletes, diff.model_rows, live_objects),
-        warnings=tuple(dict.fromkeys(warnings)),
-        lookup_calls=calls,
-    )
+    return assemble(config, settings, diff, changes, live_objects, warnings, calls)
 
 
 def _plan_all(

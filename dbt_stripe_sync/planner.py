@@ -127,8 +127,20 @@ def build_plan(
     for stripe_id, (old, new) in rekeyed.items():
         if old not in leaving:
             changes.append(_rekey(config, old, new, stripe_id, None))
+    return assemble(config, settings, diff, changes, live_objects, warnings, lookups.calls)
+
+
+def assemble(
+    config: SyncConfig,
+    settings: Settings,
+    diff: DiffResult,
+    changes: list[Change],
+    live_objects: int,
+    warnings: list[str],
+    lookup_calls: int,
+) -> SyncPlan:
+    """The plan of a whole sync from its planned changes, with the delete guard applied to all of them."""
     deletes = sum(1 for c in changes if c.action == "delete")
-    blocked = _delete_guard(config, settings, deletes, diff.model_rows, live_objects)
     changed_rows = sum(1 for r in diff.rows if r.change != "deleted")
     return SyncPlan(
         config=config,
@@ -136,9 +148,9 @@ def build_plan(
         model_rows=diff.model_rows,
         live_objects=live_objects,
         unchanged=max(diff.model_rows - changed_rows, 0),
-        blocked=blocked,
-        warnings=tuple(warnings),
-        lookup_calls=lookups.calls,
+        blocked=_delete_guard(config, settings, deletes, diff.model_rows, live_objects),
+        warnings=tuple(dict.fromkeys(warnings)),
+        lookup_calls=lookup_calls,
     )
 
 
