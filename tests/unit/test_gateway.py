@@ -720,23 +720,18 @@ def test_open_breaker_cuts_short_a_retry_loop_that_is_waiting(server, make_gatew
     deadline = time.monotonic() + 20
     while not server.requests and time.monotonic() < deadline:
         time.sleep(0.01)
-    for i in range(7):  # failures 2..8 across other requests (no retries) open the circuit
+    # Failures 2..8, from another gateway sharing the breaker (no retries), open the circuit. A separate
+    # gateway, not gw with max_retries lowered for a moment: the waiting thread reads max_retries too.
+    other = make_gateway(max_retries=0, breaker=gw._breaker)
+    for i in range(7):
         with pytest.raises(StripeRequestError):
-            _no_retry_get(gw, i)
+            other.request("get", f"/v1/customers/cus_{i}")
     thread.join(25)
     assert not thread.is_alive()
     e = outcome["error"]
     assert isinstance(e, StripeUnavailableError) and e.outcome_unknown is True  # the 503 was a write
     assert outcome["took"] < 25  # far less than the 30 s it was told to wait
-    assert len(server.requests) == gw.stats.requests == 8
-
-
-def _no_retry_get(gw: StripeGateway, i: int) -> None:
-    saved, gw.max_retries = gw.max_retries, 0
-    try:
-        gw.request("get", f"/v1/customers/cus_{i}")
-    finally:
-        gw.max_retries = saved
+    assert gw.stats.requests == 1 and other.stats.requests == 7 and len(server.requests) == 8
 
 
 def test_a_request_gives_up_after_its_time_budget(server, make_gateway):
