@@ -9,14 +9,12 @@ leaves either nothing sent, or a pending write that the next run re-sends with t
 from __future__ import annotations
 
 import calendar
-import contextvars
 import datetime as dt
 import json
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
 from dbt_stripe_sync import adoption
@@ -32,6 +30,7 @@ from dbt_stripe_sync.log_setup import row_context
 from dbt_stripe_sync.payload import to_json
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.secrets import redact_all
+from dbt_stripe_sync.send_pipeline import Lane, SendPipeline
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject, WriteResult
 
@@ -46,7 +45,6 @@ CREATED, UPDATED, DELETED, ARCHIVED, SKIPPED, REJECTED = (
     "skipped",
     "rejected",
 )
-MAX_WORKERS = 64  # threads sending at once, whatever the number of accounts
 PENDING = "pending"  # the outcome is unknown: the write stays pending and goes first next run
 ADOPTED = "adopted"  # bound to an object this tool had created, found by its tag
 
@@ -151,7 +149,11 @@ class Applier:
         self.changelog = recorder or C.ChangelogRecorder(run_id, L.utcnow)
 
     # ---- entry points ---------------------------------------------------------------------------
-    def apply(self, plan: SyncPlan, adapter: StripeObject, result: SyncResult) -> None:
+    def apply(
+        self, plan: SyncPlan, adapter: StripeObject, result: SyncResult, pipe: SendPipeline | None = None
+    ) -> None:
+        """Record the plan's ledger-only changes, then send its writes: on `pipe` when given (shared
+        with other syncs; the caller drains it), else on a pipeline of their own, drained here."""
         config = plan.config
         quiet = [c for c in plan.changes if not c.calls_stripe]
         entries = [self._ledger_only(config, c, result) for c in quiet]
@@ -163,7 +165,10 @@ class Applier:
             changelog=self.changelog.take(config.name, [c.key for c in quiet]),
         )
         writes = interleave([c for c in plan.changes if c.calls_stripe])  # Connect: accounts in parallel
-        self._send_in_batches(config, adapter, writes, result)
+        if pipe is None:
+            self._send_in_batches(config, adapter, writes, result)
+        elif writes:
+            pipe.add(self.lane(config, adapter, writes, result), writes)
 
     def recover(
         self, config: SyncConfig, adapter: StripeObject, result: SyncResult, *, only_burnt: bool = False
@@ -258,6 +263,43 @@ class Applier:
         return out
 
     # ---- internals ------------------------------------------------------------------------------
+    def pipeline(self) -> SendPipeline:
+        """A send pipeline several syncs can share (see send_pipeline); close it after draining."""
+        return SendPipeline(
+            write=self.store.write,
+            take_changelog=self.changelog.take,
+            on_batch=self.on_batch,
+            unavailable=lambda: getattr(self.gw, "unavailable", None),
+            batch_size=self.settings.batch_size,
+            workers=self.settings.concurrency or None,
+        )
+
+    def lane(
+        self,
+        config: SyncConfig,
+        adapter: StripeObject,
+        changes: Sequence[Change],
+        result: SyncResult,
+        *,
+        checkpoint: bool = True,
+    ) -> Lane:
+        """One sync's writes as a pipeline lane. Each (connected) account has its own limits, so each
+        can keep the gateway's in-flight budget busy."""
+        accounts = len({getattr(c, "account", None) for c in changes}) or 1
+
+        def not_sent(n: int) -> None:
+            result.not_sent += n
+
+        return Lane(
+            sync=config.name,
+            send_one=lambda change: self._send_one(config, adapter, change),
+            pending=lambda change: self._pending(config, change),
+            add_result=lambda change, bucket, reason: result.add(bucket, change.key, reason),
+            on_not_sent=not_sent,
+            width=self.gw.max_in_flight * accounts,
+            checkpoint=checkpoint,
+        )
+
     def _send_in_batches(
         self,
         config: SyncConfig,
@@ -267,63 +309,12 @@ class Applier:
         *,
         checkpoint: bool = True,
     ) -> None:
-        """Checkpoint, send and record, without a barrier between batches.
-
-        Each batch is checkpointed (pending, with its key) before any of its writes is submitted, so
-        the crash-safety order holds per write; but the next batch is checkpointed while the current
-        one is still in flight, and outcomes are recorded in batches as they complete. The number of
-        writes in flight is what the gateway's limits can use (rate x latency), not a fixed count;
-        writes to one object never overlap (the gateway's keyed locks).
-        """
-        size = max(1, self.settings.batch_size)
-        # Each (connected) account has its own limits, so each can keep max_in_flight writes busy.
-        accounts = len({getattr(c, "account", None) for c in changes}) or 1
-        workers = self.settings.concurrency or min(MAX_WORKERS, self.gw.max_in_flight * accounts)
-        in_flight: dict[Future, Change] = {}
-        done: list[tuple[Change, LedgerEntry, str, str | None]] = []
-
-        def collect(block: bool) -> None:
-            if not in_flight:
-                return
-            finished, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-            for future in finished:
-                change = in_flight.pop(future)
-                done.append((change, *future.result()))
-
-        def record(at_least: int) -> None:
-            while len(done) >= max(at_least, 1):
-                chunk, done[:] = done[:size], done[size:]
-                for change, _, bucket, reason in chunk:
-                    result.add(bucket, change.key, reason)
-                logged = self.changelog.take(config.name, [change.key for change, *_ in chunk])
-                self.store.write(
-                    [entry for _, entry, _, _ in chunk], crash_inside="mid_record", changelog=logged
-                )
-                crashpoint("after_record")
-                self.on_batch()
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dss-send") as pool:
-            for start in range(0, len(changes), size):
-                if getattr(self.gw, "unavailable", None):  # Stripe is unreachable: stop sending
-                    result.not_sent += len(changes) - start
-                    break
-                batch = changes[start : start + size]
-                if checkpoint:
-                    self.store.write([self._pending(config, c) for c in batch])
-                    crashpoint("after_checkpoint")
-                for change in batch:
-                    while len(in_flight) >= workers * 2:  # keep the pool fed, the queue short
-                        collect(block=True)
-                    future = pool.submit(
-                        contextvars.copy_context().run, self._send_one, config, adapter, change
-                    )
-                    in_flight[future] = change
-                collect(block=False)
-                record(at_least=size)
-            while in_flight:
-                collect(block=True)
-                record(at_least=size)
-            record(at_least=1)
+        """Checkpoint, send and record one sync's writes on a pipeline of their own."""
+        if not changes:
+            return
+        with self.pipeline() as pipe:
+            pipe.add(self.lane(config, adapter, changes, result, checkpoint=checkpoint), changes)
+            pipe.drain()
 
     def _send_one(
         self, config: SyncConfig, adapter: StripeObject, change: Change

@@ -39,9 +39,12 @@ from dbt_stripe_sync.run_lock import StateLock, StateLockBusy
 from dbt_stripe_sync.run_report import RunReport, build_report
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.selection import SelectionArgs
+from dbt_stripe_sync.send_pipeline import SendPipeline
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.stripe_objects import adapter_for
+from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.warehouse import Warehouse
+from dbt_stripe_sync.waves import sync_waves
 
 
 @dataclass(frozen=True)
@@ -338,15 +341,8 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
         summaries: list[SyncSummary] = list(prep.skipped)
         if prep.full_refresh:
             out.write(FULL_REFRESH_NOTICE)
-        for config in prep.configs:
-            if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
-                summaries.append(
-                    SyncSummary(
-                        config.model, config.object, "error", message="not started: Stripe is unreachable"
-                    )
-                )
-                continue
-            summaries.append(_run_one(prep, config, store, gw, applier, run_id, progress))
+        for wave in sync_waves(prep.configs):  # syncs that do not depend on each other send together
+            summaries += _run_wave(prep, wave, store, gw, applier, run_id, progress)
             lock.beat()
     finally:
         lock.release()
@@ -355,22 +351,94 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
     return build_report(run_id, started, utcnow(), summaries)
 
 
-def _run_one(
+@dataclass
+class _SyncRun:
+    """One sync's run in progress: what it planned and what happened to its rows."""
+
+    config: SyncConfig
+    adapter: StripeObject
+    summary: SyncSummary
+    started: Any
+    t0: float
+    calls_before: int
+    result: SyncResult
+    writes: int = 0  # writes handed to the send pipeline
+
+
+def _run_wave(
     prep: Prepared,
-    config: SyncConfig,
+    wave: Sequence[SyncConfig],
     store: StateStore,
     gw: StripeGateway,
     applier: Applier,
     run_id: str,
     progress: Progress,
-) -> SyncSummary:
-    started, t0 = utcnow(), time.monotonic()
-    adapter = adapter_for(config.object)
-    result = SyncResult(config.name)
-    calls_before = gw.stats.for_scope(config.name).requests
-    summary = SyncSummary(config.model, config.object, "success")
+) -> list[SyncSummary]:
+    """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
+    joining one send pipeline as soon as it is planned (so the next is planned while they go out)."""
+    runs: list[_SyncRun] = []
+    summaries: list[SyncSummary] = []
+    with applier.pipeline() as pipe:
+        for config in wave:
+            if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
+                summaries.append(
+                    SyncSummary(
+                        config.model, config.object, "error", message="not started: Stripe is unreachable"
+                    )
+                )
+                continue
+            run = _SyncRun(
+                config,
+                adapter_for(config.object),
+                SyncSummary(config.model, config.object, "success"),
+                utcnow(),
+                time.monotonic(),
+                gw.stats.for_scope(config.name).requests,
+                SyncResult(config.name),
+            )
+            runs.append(run)
+            summaries.append(run.summary)
+            _plan_and_queue(prep, run, store, gw, applier, run_id, progress, pipe)
+        sending = [r for r in runs if r.writes]
+        if sending:
+            names = ", ".join(r.config.model for r in sending)
+            with progress.phase(f"{names}: sending to Stripe", total=sum(r.writes for r in sending)):
+                progress.advance(pipe.finished)  # sent while later syncs of the wave were planned
+                try:
+                    pipe.drain()
+                except Exception as exc:  # the ledger holds every write checkpointed: pending, not lost
+                    for r in sending:
+                        _failed(r, exc)
+    for run in runs:
+        try:
+            if run.summary.status == "success":  # recovered writes too, even when nothing new was sent
+                for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
+                    if _unreachable(gw) or not applier.recover(
+                        run.config, run.adapter, run.result, only_burnt=True
+                    ):
+                        break
+            if run.summary.status == "success":
+                _note_earlier_rejects(run, store, run_id)
+        except Exception as exc:
+            _failed(run, exc)
+        _finish(run, store, gw, run_id)
+    return summaries
+
+
+def _plan_and_queue(
+    prep: Prepared,
+    run: _SyncRun,
+    store: StateStore,
+    gw: StripeGateway,
+    applier: Applier,
+    run_id: str,
+    progress: Progress,
+    pipe: SendPipeline,
+) -> None:
+    """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe`."""
+    config, result, summary = run.config, run.result, run.summary
     try:
-        applier.recover(config, adapter, result)
+        applier.recover(config, run.adapter, result)
         # rows a recovered write finished are not in the diff, so not "unchanged" either
         recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")
@@ -379,30 +447,40 @@ def _run_one(
         summary.unchanged = max(plan.unchanged - recovered, 0)
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
-        else:
-            writes = sum(1 for c in plan.changes if c.calls_stripe)
-            with progress.phase(f"{config.model}: sending to Stripe", total=writes or None):
-                applier.apply(plan, adapter, result)
-                for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
-                    if _unreachable(gw) or not applier.recover(config, adapter, result, only_burnt=True):
-                        break
-            earlier = still_rejected(store, config.name, run_id)
-            if earlier:
-                summary.status = "partial"
-                summary.earlier_rejected = earlier
-                summary.message = (
-                    f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
-                    "retried when their data changes (or every run with retry_rejected: true) — "
-                    "see last_error in the ledger"
-                )
-    except (SyncAborted, ConfigError) as exc:
-        summary.status, summary.message = "blocked", str(exc)
+            return
+        run.writes = sum(1 for c in plan.changes if c.calls_stripe)
+        applier.apply(plan, run.adapter, result, pipe)
     except Exception as exc:  # one sync's failure must not stop the others
-        summary.status, summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
+        run.writes = 0
+        _failed(run, exc)
+
+
+def _failed(run: _SyncRun, exc: BaseException) -> None:
+    if isinstance(exc, (SyncAborted, ConfigError)):
+        run.summary.status, run.summary.message = "blocked", str(exc)
+    else:
+        run.summary.status, run.summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
+
+
+def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str) -> None:
+    earlier = still_rejected(store, run.config.name, run_id)
+    if earlier:
+        run.summary.status = "partial"
+        run.summary.earlier_rejected = earlier
+        run.summary.message = (
+            f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
+            "retried when their data changes (or every run with retry_rejected: true) — "
+            "see last_error in the ledger"
+        )
+
+
+def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) -> None:
+    """Count the sync's outcome, say what is left to do, and record its row in the runs table."""
+    config, result, summary = run.config, run.result, run.summary
     summary.counts = dict(result.counts)
     # bound to an object already in Stripe with the row's values: nothing to send, so unchanged
     summary.unchanged += summary.counts.pop(ADOPTED, 0)
-    summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - calls_before
+    summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - run.calls_before
     summary.rejected_rows = list(result.errors)
     if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too
         summary.counts["rejected"] = summary.counts.get("rejected", 0) + len(summary.earlier_rejected)
@@ -423,13 +501,12 @@ def _run_one(
         )
     if notes:
         summary.message = "; ".join(filter(None, [summary.message, *notes]))
-    summary.duration_s = time.monotonic() - t0
+    summary.duration_s = time.monotonic() - run.t0
     crashpoint("before_runs_row")
     try:
-        store.record_run(_run_row(run_id, config, summary, started))
+        store.record_run(_run_row(run_id, config, summary, run.started))
     except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
-    return summary
 
 
 BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run

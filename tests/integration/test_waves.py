@@ -1,0 +1,56 @@
+"""Independent syncs send at the same time (issue #10): Stripe limits each endpoint to 25 requests/s,
+so customers and products, which do not depend on each other, go out together, interleaved, while a
+sync that depends on them waits. Counted from the emulator's request log, exactly once each."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+N = 60  # more than one send queue's worth, so both syncs still have writes to send together
+
+
+def _posts(emu, path: str) -> list[int]:
+    """Positions in the request log of the POSTs to `path`."""
+    return [i for i, r in enumerate(emu.requests()) if r["method"] == "POST" and r["path"] == path]
+
+
+def test_independent_syncs_interleave_and_dependents_wait(dbt_project):
+    customers = dbt_project.read_seed("raw_customers")
+    base = customers[0]
+    dbt_project.write_seed(
+        "raw_customers",
+        [{**base, "user_id": str(1000 + i), "email": f"wave{i}@example.com"} for i in range(N)],
+    )
+    products = dbt_project.read_seed("raw_products")
+    dbt_project.write_seed(
+        "raw_products",
+        [
+            *products,  # the prices model references these
+            *(
+                {**products[0], "product_key": f"wave{i}", "product_id": f"prod_dss_wave{i}"}
+                for i in range(N)
+            ),
+        ],
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    proc = dbt_project.sync("run", "-s", "stripe_customers", "stripe_products", "stripe_prices")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    custs, prods, prices = (
+        _posts(emu, "/v1/customers"),
+        _posts(emu, "/v1/products"),
+        _posts(emu, "/v1/prices"),
+    )
+    assert len(custs) == N and len(prods) == N + len(products)  # each row created exactly once
+    # the two independent syncs were sent together: products started before customers finished
+    assert prods[0] < custs[-1]
+    # prices name products through `sync:`: none is sent before every product exists
+    assert prices and min(prices) > max(prods)
+    runs = dict(
+        dbt_project.query(f"select sync_name, created from {dbt_project.state_schema}.stripe_sync_runs")
+    )
+    assert runs["stripe_customers"] == N and runs["stripe_products"] == N + len(products)
+    assert runs["stripe_prices"] == len(prices)
