@@ -3,7 +3,8 @@
 The Stripe objects of the plan's changed rows are read (products in batches of 100 with
 `GET /v1/products?ids[]=`; Stripe has no batched read for the other objects, so one GET each),
 each sent field's "before" becomes Stripe's current value, and a field whose Stripe value differs
-from what the tool last sent is reported as drift (changed in the dashboard, say).
+from what the tool last sent is reported as drift (changed in the dashboard, say). A Connect row's
+object is read in the row's connected account.
 """
 
 from __future__ import annotations
@@ -73,11 +74,17 @@ def against_stripe(gw: StripeGateway, plan: SyncPlan) -> SyncPlan:
     ]
     if not targets:
         return plan
-    with gw.scope(plan.config.name):
-        objects = read_objects(gw, plan.config.object, sorted({c.stripe_id for c in targets if c.stripe_id}))
+    # Stripe Connect: each object is read inside the account the row writes to (an ID means nothing
+    # outside its account, and the same chosen product ID can exist in several)
+    objects: dict[tuple[str | None, str], dict[str, Any]] = {}
+    for account in sorted({c.account for c in targets}, key=lambda a: a or ""):
+        ids = sorted({c.stripe_id for c in targets if c.stripe_id and c.account == account})
+        with gw.scope(plan.config.name), gw.acting_for(account):
+            found = read_objects(gw, plan.config.object, ids)
+        objects.update({(account, stripe_id): obj for stripe_id, obj in found.items()})
     changes, drift = [], []
     for ch in plan.changes:
-        obj = objects.get(ch.stripe_id or "") if ch in targets else None
+        obj = objects.get((ch.account, ch.stripe_id or "")) if ch in targets else None
         if obj is None:
             if ch in targets:
                 drift.append(f"row {ch.key}: {ch.stripe_id} is not in Stripe any more")

@@ -186,3 +186,29 @@ def test_bad_and_unknown_accounts_are_rejected_per_row(market):
         "b3": "rejected",
         "b4": "synced",
     }
+
+
+def test_plan_against_stripe_reads_each_row_in_its_own_account(market):
+    """The same chosen product ID lives in three accounts: each changed row's before-values come from
+    its own account's object, never the platform's (where it does not exist) nor another account's."""
+    import stripe
+
+    emu = market.emulator
+    _ok(market.sync("-s", "mp_products"))
+    client = stripe.StripeClient("sk_test_outside", base_addresses={"api": emu.url}, max_network_retries=0)
+    client.v1.products.update(
+        "prod_mp_club", params={"name": "Renamed in the dashboard"}, options={"stripe_account": SOUTH}
+    )
+    plans = market.read_seed("raw_plans")
+    plans[1]["plan_name"] = "Bike care club"  # south_club
+    market.write_seed("raw_plans", plans)
+    market.build()
+    emu.clear_requests()
+
+    proc = market.sync("plan", "--against", "stripe", "-s", "mp_products")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "not in Stripe any more" not in proc.stdout
+    assert "'Renamed in the dashboard' -> 'Bike care club'" in proc.stdout  # South's object, read in South
+    assert "name is 'Renamed in the dashboard' in Stripe, synced as 'Bike service club'" in proc.stdout
+    reads = [(r["account"], r["method"], r["path"]) for r in emu.requests()]
+    assert reads == [(SOUTH, "GET", "/v1/products")]  # one ids[] batch, in the row's account
