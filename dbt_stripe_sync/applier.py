@@ -164,10 +164,23 @@ class Applier:
             [e for e in entries if e is not None],
             changelog=self.changelog.take(config.name, [c.key for c in quiet]),
         )
-        writes = interleave([c for c in plan.changes if c.calls_stripe])  # Connect: accounts in parallel
+        writes = [c for c in plan.changes if c.calls_stripe]
         if pipe is None:
-            self._send_in_batches(config, adapter, writes, result)
-        elif writes:
+            self._send_in_batches(config, adapter, interleave(writes), result)
+        else:
+            self.send(pipe, config, adapter, writes, result)
+
+    def send(
+        self,
+        pipe: SendPipeline,
+        config: SyncConfig,
+        adapter: StripeObject,
+        writes: Sequence[Change],
+        result: SyncResult,
+    ) -> None:
+        """Queue one sync's writes on a shared pipeline (the caller drains it)."""
+        writes = interleave(list(writes))  # Connect: accounts in parallel
+        if writes:
             pipe.add(self.lane(config, adapter, writes, result), writes)
 
     def recover(
@@ -358,13 +371,18 @@ class Applier:
                 reason = redact_all(f"{type(exc).__name__}: {exc}")
                 log_failure(C.FAILED, reason)
                 return self._failed(config, change, reason), REJECTED, reason
-        sent = next((r for r in responses if r.method != "get"), responses[-1] if responses else None)
+        writes = [r for r in responses if r.method != "get"]
+        # the write that did it; else the refused one the adapter settled (cancel of a cancelled one)
+        sent = next((r for r in writes if r.status < 400), writes[-1] if writes else None) or (
+            responses[-1] if responses else None
+        )
         self.changelog.record(
             config.name, change.key, action=C.action_of_result(written.action),
             outcome=C.REJECTED if written.status == L.LEFT else C.OK, stripe_id=written.stripe_id,
             params=change.params, idempotency_key=change.idempotency_key,
             request_id=sent.request_id if sent else None, http_status=sent.status if sent else None,
-            error=written.note if written.status == L.LEFT else None,
+            # settled after Stripe refused the write itself (already cancelled): say how
+            error=written.note if written.status == L.LEFT or (sent and sent.status >= 400) else None,
         )  # fmt: skip
         return (
             self._outcome(config, change, written),

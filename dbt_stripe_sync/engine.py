@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
@@ -30,7 +30,7 @@ from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
-from dbt_stripe_sync.plan import SyncPlan
+from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
@@ -341,9 +341,20 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
         summaries: list[SyncSummary] = list(prep.skipped)
         if prep.full_refresh:
             out.write(FULL_REFRESH_NOTICE)
-        for wave in sync_waves(prep.configs):  # syncs that do not depend on each other send together
-            summaries += _run_wave(prep, wave, store, gw, applier, run_id, progress)
+        waves = sync_waves(prep.configs)  # syncs that do not depend on each other send together
+        runs: list[list[_SyncRun]] = []
+        for wave in waves:
+            wave_runs, not_started = _run_wave(prep, wave, store, gw, applier, run_id, progress)
+            runs.append(wave_runs)
+            summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
+        # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
+        # its customer is deleted, which would cancel it at once without one.
+        for wave_runs in reversed(runs):
+            _send_deletes(wave_runs, gw, applier, progress)
+            lock.beat()
+        for run in (r for wave_runs in runs for r in wave_runs):
+            _settle(run, store, gw, applier, run_id)
     finally:
         lock.release()
         progress.close()
@@ -363,6 +374,7 @@ class _SyncRun:
     calls_before: int
     result: SyncResult
     writes: int = 0  # writes handed to the send pipeline
+    deletes: list[Change] = field(default_factory=list)  # sent after every wave, dependents first
 
 
 def _run_wave(
@@ -373,9 +385,11 @@ def _run_wave(
     applier: Applier,
     run_id: str,
     progress: Progress,
-) -> list[SyncSummary]:
+) -> tuple[list[_SyncRun], list[SyncSummary]]:
     """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
-    joining one send pipeline as soon as it is planned (so the next is planned while they go out)."""
+    joining one send pipeline as soon as it is planned (so the next is planned while they go out).
+    Deletes are kept back (`_send_deletes`). Returns the syncs started, and summaries of those that
+    could not be (Stripe unreachable)."""
     runs: list[_SyncRun] = []
     summaries: list[SyncSummary] = []
     with applier.pipeline() as pipe:
@@ -397,7 +411,6 @@ def _run_wave(
                 SyncResult(config.name),
             )
             runs.append(run)
-            summaries.append(run.summary)
             _plan_and_queue(prep, run, store, gw, applier, run_id, progress, pipe)
         sending = [r for r in runs if r.writes]
         if sending:
@@ -409,20 +422,44 @@ def _run_wave(
                 except Exception as exc:  # the ledger holds every write checkpointed: pending, not lost
                     for r in sending:
                         _failed(r, exc)
-    for run in runs:
+    return runs, summaries
+
+
+def _send_deletes(runs: Sequence[_SyncRun], gw: StripeGateway, applier: Applier, progress: Progress) -> None:
+    """Send the deletes the wave's syncs planned, together, on one pipeline."""
+    deleting = [r for r in runs if r.deletes and r.summary.status == "success"]
+    if not deleting:
+        return
+    names = ", ".join(r.config.model for r in deleting)
+    with (
+        applier.pipeline() as pipe,
+        progress.phase(f"{names}: deleting in Stripe", total=sum(len(r.deletes) for r in deleting)),
+    ):
         try:
-            if run.summary.status == "success":  # recovered writes too, even when nothing new was sent
-                for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
-                    if _unreachable(gw) or not applier.recover(
-                        run.config, run.adapter, run.result, only_burnt=True
-                    ):
-                        break
-            if run.summary.status == "success":
-                _note_earlier_rejects(run, store, run_id)
-        except Exception as exc:
-            _failed(run, exc)
-        _finish(run, store, gw, run_id)
-    return summaries
+            for r in deleting:
+                if _unreachable(gw):
+                    r.result.not_sent += len(r.deletes)
+                    continue
+                applier.send(pipe, r.config, r.adapter, r.deletes, r.result)
+            pipe.drain()
+        except Exception as exc:  # the ledger holds every delete checkpointed: pending, not lost
+            for r in deleting:
+                _failed(r, exc)
+
+
+def _settle(run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str) -> None:
+    """Finish what Stripe left open (burnt keys), then count and record the sync."""
+    try:
+        if run.summary.status == "success":  # recovered writes too, even when nothing new was sent
+            for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
+                if _unreachable(gw) or not applier.recover(
+                    run.config, run.adapter, run.result, only_burnt=True
+                ):
+                    break
+            _note_earlier_rejects(run, store, run_id)
+    except Exception as exc:
+        _failed(run, exc)
+    _finish(run, store, gw, run_id)
 
 
 def _plan_and_queue(
@@ -448,8 +485,10 @@ def _plan_and_queue(
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
-        run.writes = sum(1 for c in plan.changes if c.calls_stripe)
-        applier.apply(plan, run.adapter, result, pipe)
+        run.deletes = [c for c in plan.changes if c.action == "delete"]
+        now = replace(plan, changes=tuple(c for c in plan.changes if c.action != "delete"))
+        run.writes = sum(1 for c in now.changes if c.calls_stripe)
+        applier.apply(now, run.adapter, result, pipe)
     except Exception as exc:  # one sync's failure must not stop the others
         run.writes = 0
         _failed(run, exc)

@@ -60,16 +60,24 @@ class ResponseMeta:
     request_id: str | None
 
 
-# Responses of the calls made inside `capture_responses()` (Request-Id and status of each, successes
-# included; a failure's Request-Id is on StripeRequestError). Minimal until the gateway exposes it.
+# Responses of the calls made inside `capture_responses()`: the final answer of each call, success or
+# error (Request-Id and status); a call that got no answer (connection error) leaves none.
 _responses: contextvars.ContextVar[list[ResponseMeta] | None] = contextvars.ContextVar(
     "stripe_gateway_responses", default=None
 )
 
 
+def _capture(method: str, path: str, status: int, request_id: str | None) -> None:
+    captured = _responses.get()
+    if captured is not None:
+        captured.append(ResponseMeta(method, path, status, request_id))
+
+
 @contextmanager
 def capture_responses() -> Iterator[list[ResponseMeta]]:
-    """Collect the final response of every call made in this block (in this thread/context)."""
+    """Collect the final response of every call made in this block (in this thread/context), errors
+    included: a write the adapter settled after an error (a cancel of a subscription already
+    cancelled) is then recorded with the error's status and Request-Id, not a later read's."""
     calls: list[ResponseMeta] = []
     token = _responses.set(calls)
     try:
@@ -341,9 +349,7 @@ class StripeGateway:
                 self._breaker.record_success()
             body = _decode(resp)
             if 200 <= resp.status < 300 and body is not None:
-                captured = _responses.get()
-                if captured is not None:
-                    captured.append(ResponseMeta(method, path, resp.status, request_id))
+                _capture(method, path, resp.status, request_id)
                 return body
             if resp.status >= 500 and replayed:
                 # Stripe saved this 5xx for the idempotency key: the same key gets the same answer
@@ -351,6 +357,7 @@ class StripeGateway:
                 # only be learned by looking the object up.
                 error = _error_from_response(resp, body, retryable=True, attempts=attempt)
                 error.outcome_unknown = error.replayed = True
+                _capture(method, path, resp.status, request_id)
                 error.message += (
                     "; Stripe replays this saved error for the idempotency key, so the outcome is "
                     "unknown: look the object up before re-sending under a new key"
@@ -383,6 +390,7 @@ class StripeGateway:
             if resp.status >= 500 and not retryable and not is_replay_safe(method, idempotency_key):
                 error.message += "; outcome unknown, not retried (no idempotency key)"
             error.message += self._over_time_note(retryable, retry, started)
+            _capture(method, path, resp.status, request_id)
             raise error
 
     def _retry_delay(self, retry: int, retry_after: float | None, started: float) -> float | None:

@@ -54,3 +54,39 @@ def test_independent_syncs_interleave_and_dependents_wait(dbt_project):
     )
     assert runs["stripe_customers"] == N and runs["stripe_products"] == N + len(products)
     assert runs["stripe_prices"] == len(prices)
+
+
+def test_a_subscription_is_cancelled_before_its_customer_is_deleted(dbt_project):
+    """Deletes go after every create and update, dependents first: Stripe cancels a deleted customer's
+    subscriptions at once, without the proration the subscriptions model asks for."""
+    syncs = ("stripe_customers", "stripe_products", "stripe_prices", "stripe_subscriptions")
+    dbt_project.build()
+    emu = dbt_project.emulator
+    assert dbt_project.sync("run", "-s", *syncs).returncode == 0
+    sub_id = dbt_project.ledger("stripe_subscriptions")["s1"]["stripe_id"]
+    cus_id = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+    # Ada leaves: her customer row and her subscription row both go
+    dbt_project.write_seed(
+        "raw_customers", [r for r in dbt_project.read_seed("raw_customers") if r["user_id"] != "1"]
+    )
+    subs = dbt_project.read_seed("raw_subscriptions")
+    dbt_project.write_seed("raw_subscriptions", [r for r in subs if r["subscription_key"] != "s1"])
+    dbt_project.build()
+    emu.clear_requests()
+
+    proc = dbt_project.sync("run", "-s", *syncs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    writes = [(r["method"], r["path"], r["status"]) for r in emu.requests() if r["method"] != "GET"]
+    assert writes == [
+        ("DELETE", f"/v1/subscriptions/{sub_id}", 200),  # cancelled as the model says (prorated) ...
+        ("DELETE", f"/v1/customers/{cus_id}", 200),  # ... then the customer goes
+    ]
+    cancel = next(r for r in emu.requests() if r["method"] == "DELETE" and sub_id in r["path"])
+    assert cancel["params"].get("prorate") in (True, "true")
+    ((action, outcome, status, request_id),) = dbt_project.query(
+        "select action, outcome, http_status, request_id "
+        f"from {dbt_project.state_schema}.stripe_sync_changelog "
+        "where sync_name = 'stripe_subscriptions' and source_key = 's1' and action <> 'create'"
+    )
+    assert (action, outcome, status) == ("cancel", "ok", 200)
+    assert request_id == cancel["id"]
