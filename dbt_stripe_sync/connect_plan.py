@@ -12,7 +12,7 @@ from dbt_stripe_sync.diff import DiffResult, DiffRow
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import gather
-from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.planner import Lookups, assemble, build_plan
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject
@@ -28,6 +28,7 @@ def plan_by_account(
     model_relation: str,
     live_objects: int,
     full_refresh: str | None = None,
+    upcoming: Upcoming | None = None,  # `plan` only: what earlier syncs will create, per account
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []
@@ -64,7 +65,16 @@ def plan_by_account(
             reason += "the account ID in the model"
             changes += [_refused(c, reason) for c in _plan_all(config, adapter, settings, part, live_objects)]
             continue
-        plan = build_plan(config, adapter, settings, part, lookups, live_objects, full_refresh=full_refresh)
+        plan = build_plan(
+            config,
+            adapter,
+            settings,
+            part,
+            lookups,
+            live_objects,
+            full_refresh=full_refresh,
+            upcoming=upcoming.in_account(account) if upcoming is not None else None,
+        )
         by_key = {r.key: r for r in rows}
         changes += [replace(c, account=_account_of(config, by_key.get(c.key), account)) for c in plan.changes]
         warnings += plan.warnings

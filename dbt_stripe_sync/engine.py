@@ -30,7 +30,7 @@ from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
-from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
@@ -290,7 +290,7 @@ def _make_plan(
     store: StateStore | None,
     ledger_relation: str,
     progress: Progress,
-    upcoming: Any = None,
+    upcoming: Upcoming | None = None,
     run_id: str | None = None,
 ) -> SyncPlan:
     refresh = prep.full_refresh and store is not None
@@ -310,7 +310,9 @@ def _make_plan(
     relation = prep.relations[config.model]
     with progress.phase(f"{config.model}: matching {len(diff.rows)} changed rows in Stripe"):
         if config.account is not None:  # Stripe Connect: each account's rows are planned inside it
-            return plan_by_account(config, adapter, prep.settings, diff, gw, store, relation, live, token)
+            return plan_by_account(
+                config, adapter, prep.settings, diff, gw, store, relation, live, token, upcoming
+            )
         lookups = gather(config, diff, gw, store)
         lookups = bind(config, adapter, diff, gw, store, relation, lookups)
     return build_plan(

@@ -17,16 +17,20 @@ LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget", "adopt", "r
 
 @dataclass(frozen=True)
 class Upcoming:
-    """Rows that syncs planned earlier in the same `plan` will create: a run creates them before the
-    later syncs are planned, so a reference to one resolves then (shown, not rejected, by `plan`)."""
+    """Rows that syncs planned earlier in the same `plan` will create (or bind to an object found by its
+    tag): a run does that before the later syncs are planned, so a reference to one resolves then
+    (shown, not rejected, by `plan`). Stripe Connect: a reference resolves only inside the row's own
+    account, so each account has its own view (`in_account`)."""
 
-    keys: Mapping[str, frozenset[str]] = field(default_factory=dict)  # sync model -> keys created
+    keys: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # sync -> key -> what it will be
     emails: Mapping[str, str] = field(default_factory=dict)  # customer email -> "model row key"
+    accounts: Mapping[str | None, Upcoming] = field(default_factory=dict)  # account -> its own view
+
+    def in_account(self, account: str | None) -> Upcoming:
+        return self.accounts.get(account) or Upcoming()
 
     def by_sync(self, sync: str, key: Any) -> str | None:
-        if str(key) in self.keys.get(sync, frozenset()):
-            return f"(after {sync} row {key} is created)"
-        return None
+        return self.keys.get(sync, {}).get(str(key))
 
     def by_email(self, email: Any) -> str | None:
         row = self.emails.get(str(email))

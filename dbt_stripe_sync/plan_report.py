@@ -14,17 +14,29 @@ from dbt_stripe_sync.report import SyncSummary
 
 
 def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
-    keys: dict[str, frozenset[str]] = {}
-    emails: dict[str, str] = {}
+    """What the plans' creates (and tag bindings) will make, per account (None: the platform); the
+    result is the platform's view, `in_account` gives a connected account's."""
+    keys: dict[str | None, dict[str, dict[str, str]]] = {}
+    emails: dict[str | None, dict[str, str]] = {}
     for plan in plans:
-        created = [c for c in plan.changes if c.action == "create"]
-        keys[plan.config.model] = frozenset(c.key for c in created)
-        if plan.config.object == "customer":
-            for c in created:
-                email = c.params.get("email")
-                if email:
-                    emails.setdefault(str(email), f"{plan.config.model} row {c.key}")
-    return Upcoming(keys=keys, emails=emails)
+        model = plan.config.model
+        for c in plan.changes:
+            if c.action == "create":
+                will_be = f"(after {model} row {c.key} is created)"
+            elif c.action == "adopt" and c.stripe_id:  # bound by the run before later syncs plan
+                will_be = c.stripe_id
+            else:
+                continue
+            keys.setdefault(c.account, {}).setdefault(model, {})[c.key] = will_be
+            email = c.params.get("email") if plan.config.object == "customer" else None
+            if email and c.action == "create":
+                emails.setdefault(c.account, {}).setdefault(str(email), f"{model} row {c.key}")
+    views = {
+        account: Upcoming(keys=keys.get(account, {}), emails=emails.get(account, {}))
+        for account in {*keys, *emails}
+    }
+    platform = views.get(None, Upcoming())
+    return Upcoming(keys=platform.keys, emails=platform.emails, accounts=views)
 
 
 def whole_plan(plans: Sequence[SyncPlan], sample: int) -> dict[str, Any]:

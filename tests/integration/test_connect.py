@@ -212,3 +212,24 @@ def test_plan_against_stripe_reads_each_row_in_its_own_account(market):
     assert "name is 'Renamed in the dashboard' in Stripe, synced as 'Bike service club'" in proc.stdout
     reads = [(r["account"], r["method"], r["path"]) for r in emu.requests()]
     assert reads == [(SOUTH, "GET", "/v1/products")]  # one ids[] batch, in the row's account
+
+
+def test_a_first_plan_of_the_chain_resolves_references_inside_each_account(market):
+    """plan, before anything exists: prices name products and subscriptions name prices and buyers
+    created earlier in the same run, in the row's own account — planned as creates, not rejects."""
+    proc = market.sync("plan", "-s", *SYNCS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reject" not in proc.stdout
+    assert "(after mp_products row south_club is created)" in proc.stdout
+    assert "(after mp_prices row south_monthly is created)" in proc.stdout
+    assert "(after mp_customers row b2 is created)" in proc.stdout  # Ada's customer in South Cycles
+
+    # a price in North naming South's plan: South's product will exist, but not in North
+    prices = market.read_seed("raw_plan_prices")
+    prices.append({**prices[0], "price_key": "north_cross", "plan_key": "south_club"})
+    market.write_seed("raw_plan_prices", prices)
+    market.build()
+    proc = market.sync("plan", "-s", *SYNCS)
+    assert proc.returncode == 1
+    rejects = [line for line in proc.stdout.splitlines() if line.strip().startswith("reject")]
+    assert len(rejects) == 1 and "north_cross" in rejects[0]
