@@ -5,9 +5,12 @@ Stripe's request rate limiter is a token bucket per budget (its engineering blog
 with rate limiters"; modelled by the emulator's `RateBucket`): the server's bucket holds one second's
 worth of requests and refills at the documented limit. The client paces each budget with a token
 bucket of its own that is both slower and shallower than the server's — PACING_SHARE of the limit,
-bursts of at most PACING_BURST_SHARE of it — so the server's bucket never runs dry: the unused part
-of its depth, (1 - burst/limit) of a second, absorbs requests that arrive late and then bunch up
-(network and thread-scheduling jitter), and the rate's headroom adds to that slack with every second.
+bursts of at most PACING_BURST_SHARE of it — so the unused part of the server's depth absorbs
+requests that leave on time but arrive late and bunch up (network and thread-scheduling jitter, or
+a wait for an in-flight slot after pacing): no request is refused as long as none is delayed by more
+than (limit - burst - 1) / (PACING_SHARE x limit) s — 0.48 s at a limit of 25, 0.49 s at 100
+(tests/unit/test_rate_limit_model.py). The budgets are this process's view of the account: another
+client using the same account at the same time spends the same buckets at Stripe.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class TokenBucket:
     """Allows `rate` acquisitions per second on average, with bursts of at most `burst` (default 1:
     evenly paced, one every 1/rate s).
 
-    Kept as the generic cell rate algorithm: `_tat` is when the bucket would be full again, and a call
+    The generic cell rate algorithm: `_tat` is when the bucket would be full again, and a call
     may go at `_tat - (burst - 1) / rate` at the earliest. A call reserves its time slot under the lock
     and sleeps until it outside the lock, so waiting threads are served in arrival order without
     busy-waiting. StripeLimiter reserves one slot in several buckets at once with `_earliest`/`_take`.
