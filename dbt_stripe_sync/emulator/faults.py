@@ -74,8 +74,8 @@ class RateBucket:
     second pass however they bunch within it, and no longer stretch can average more than N per
     second. A refused request takes no token from that bucket.
 
-    Unlike counting arrivals in 1-second windows, requests that arrive a little early (network and
-    scheduling jitter) are absorbed by what the bucket saved up, as at Stripe.
+    Unlike counting arrivals in 1-second windows, requests that arrive closer together than they
+    were sent (network and scheduling jitter) are absorbed by what the bucket saved up, as at Stripe.
     """
 
     def __init__(self) -> None:
