@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from dbt_stripe_sync.emulator.errors import StripeError
@@ -60,26 +60,49 @@ class Draw:
     error_applied: bool = False  # a saved 500 on a keyed POST whose write was applied first
 
 
-class SlidingWindow:
-    """At most `limit` accepted requests in any 1-second window."""
+class RateBucket:
+    """One of Stripe's rate budgets as Stripe's rate limiter counts it: a token bucket.
+
+    Stripe's engineering blog ("Scaling your API with rate limiters", stripe.com/blog/rate-limiters,
+    2017) describes its request rate limiter as a token bucket: each request takes a token from a
+    bucket that is refilled at a steady rate, and a request that finds the bucket empty is refused
+    with 429 (the post's sample code takes the refill rate and the bucket's depth as two settings).
+    The rate-limits page (docs.stripe.com/rate-limits) publishes only the rate, in requests per second
+    per account: 100 live / 25 test mode globally, 25 per endpoint unless noted, 20 for search. The
+    depth is not published; this model reads "N requests per second" as a bucket of N tokens (one
+    second's worth), full at first and refilled continuously at N per second, so N requests in one
+    second pass however they bunch within it, and no longer stretch can average more than N per
+    second. A refused request takes no token from that bucket.
+
+    Unlike counting arrivals in 1-second windows, requests that arrive closer together than they
+    were sent (network and scheduling jitter) are absorbed by what the bucket saved up, as at Stripe.
+    """
 
     def __init__(self) -> None:
-        self._times: deque[float] = deque()
+        self._tokens: float | None = None  # None: not used yet (full)
+        self._last = 0.0
 
     def admit(self, limit: float | None, now: float) -> bool:
+        """Take a token for a request arriving at `now` (monotonic seconds); False = 429."""
         if limit is None:
             return True
-        while self._times and now - self._times[0] >= 1.0:
-            self._times.popleft()
-        if len(self._times) >= limit:
+        capacity = max(limit, 1.0)
+        tokens = capacity if self._tokens is None else self._tokens + max(0.0, now - self._last) * limit
+        tokens = min(capacity, tokens)
+        self._last = now
+        if tokens < 1.0 - 1e-9:
+            self._tokens = tokens
             return False
-        self._times.append(now)
+        self._tokens = tokens - 1.0
         return True
 
 
 class Faults:
-    def __init__(self, config: FaultConfig | None = None) -> None:
+    def __init__(
+        self, config: FaultConfig | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._lock = threading.Lock()
+        self.clock = clock  # when requests arrive, for the rate limits (tests may set a fake one)
         self.configure(config or FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
@@ -91,9 +114,9 @@ class Faults:
             self._error_applied_rng = random.Random(f"faults-error-applied-{config.seed}")
             # Stripe's limits are per account (Connect: each connected account has its own): keyed by
             # the Stripe-Account acted for ("" = the platform itself)
-            self._api_windows: dict[str, SlidingWindow] = {}
-            self._search_windows: dict[str, SlidingWindow] = {}
-            self._endpoint_windows: dict[str, SlidingWindow] = {}
+            self._api_buckets: dict[str, RateBucket] = {}
+            self._search_buckets: dict[str, RateBucket] = {}
+            self._endpoint_buckets: dict[str, RateBucket] = {}
 
     def update(self, **changes: object) -> FaultConfig:
         unknown = set(changes) - set(FAULT_FIELDS)
@@ -105,20 +128,22 @@ class Faults:
 
     def check_rate(self, *, search: bool, endpoint: str | None = None, account: str | None = None) -> None:
         """Raise Stripe's 429 when the request exceeds a configured rate: search's own budget or the
-        global one, and its endpoint's (`endpoint` like "POST /v1/customers/{id}"), each counted per
-        account (`account`: the connected account acted for, None = the platform)."""
+        global one, and its endpoint's (`endpoint` like "POST /v1/customers/{id}"), each a RateBucket
+        per account (`account`: the connected account acted for, None = the platform). The budgets
+        are checked in that order, like limiters in sequence: a request its endpoint refuses has
+        already taken its global token."""
         acct = account or ""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             if search:
-                ok = self._search_windows.setdefault(acct, SlidingWindow()).admit(
+                ok = self._search_buckets.setdefault(acct, RateBucket()).admit(
                     self.config.search_rate_limit, now
                 )
             else:
-                ok = self._api_windows.setdefault(acct, SlidingWindow()).admit(self.config.rate_limit, now)
+                ok = self._api_buckets.setdefault(acct, RateBucket()).admit(self.config.rate_limit, now)
             if ok and endpoint is not None and self.config.endpoint_rate_limit is not None:
-                window = self._endpoint_windows.setdefault(f"{acct} {endpoint}", SlidingWindow())
-                ok = window.admit(self.config.endpoint_rate_limit, now)
+                bucket = self._endpoint_buckets.setdefault(f"{acct} {endpoint}", RateBucket())
+                ok = bucket.admit(self.config.endpoint_rate_limit, now)
         if not ok:
             raise rate_limited()
 

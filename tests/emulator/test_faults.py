@@ -29,25 +29,64 @@ def test_latency_delays_api_requests_only(emulator_factory, client_factory) -> N
     assert time.monotonic() - started < 0.1
 
 
-def test_rate_limit_answers_429_and_recovers(emulator_factory, client_factory) -> None:
-    emu = emulator_factory(rate_limit=5)
-    client = client_factory(emu.url)
+def _frozen_clock(emu: Emulator) -> list[float]:
+    """Stop the emulator's rate-limit clock; it moves only when the test moves it (no timing)."""
+    now = [500.0]
+    emu.faults.clock = lambda: now[0]
+    return now
+
+
+def _outcomes(call, n: int) -> list[str]:
     results = []
-    for _ in range(8):
+    for _ in range(n):
         try:
-            client.v1.customers.list()
+            call()
             results.append("ok")
         except stripe.RateLimitError as exc:
             assert exc.http_status == 429 and _code(exc) == "rate_limit"
             results.append("429")
-    assert results == ["ok"] * 5 + ["429"] * 3
+    return results
+
+
+def test_rate_limit_answers_429_and_recovers(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(rate_limit=5)
+    now = _frozen_clock(emu)
+    client = client_factory(emu.url)
+    assert _outcomes(client.v1.customers.list, 8) == ["ok"] * 5 + ["429"] * 3
     assert [r["fault"] for r in emu.requests()][-3:] == ["rate_limit"] * 3
-    time.sleep(1.05)
+    now[0] += 1.0
     client.v1.customers.list()
+
+
+def test_rate_limit_is_a_token_bucket_refilled_continuously(emulator_factory, client_factory) -> None:
+    """Stripe's limiter is a token bucket (see RateBucket): 5/s holds 5 tokens and earns one back
+    every 0.2 s, so a request 0.2 s after the bucket ran dry passes where a 1 s window would refuse
+    it, and a full second's worth is the most that ever piles up."""
+    emu = emulator_factory(rate_limit=5)
+    now = _frozen_clock(emu)
+    client = client_factory(emu.url)
+    assert _outcomes(client.v1.customers.list, 6) == ["ok"] * 5 + ["429"]
+    now[0] += 0.2  # one token back
+    assert _outcomes(client.v1.customers.list, 2) == ["ok", "429"]
+    now[0] += 0.5  # two and a half back: two requests
+    assert _outcomes(client.v1.customers.list, 3) == ["ok", "ok", "429"]
+    now[0] += 60.0  # idle for a minute: still only 5 saved up
+    assert _outcomes(client.v1.customers.list, 6) == ["ok"] * 5 + ["429"]
+
+
+def test_endpoint_and_global_budgets_are_separate_buckets(emulator_factory, client_factory) -> None:
+    emu = emulator_factory(rate_limit=4, endpoint_rate_limit=2)
+    _frozen_clock(emu)
+    client = client_factory(emu.url)
+    assert _outcomes(client.v1.customers.list, 3) == ["ok", "ok", "429"]  # GET /v1/customers: 2
+    # another endpoint still has its 2, but the global bucket has only 1 left (3 taken: the endpoint
+    # refused the third after the global budget counted it)
+    assert _outcomes(client.v1.products.list, 2) == ["ok", "429"]
 
 
 def test_search_has_its_own_rate_limit(emulator_factory, client_factory) -> None:
     emu = emulator_factory(search_rate_limit=2)
+    _frozen_clock(emu)
     client = client_factory(emu.url)
     client.v1.customers.search(params={"query": "email:'a@b.c'"})
     client.v1.customers.search(params={"query": "email:'a@b.c'"})
