@@ -335,6 +335,7 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
     try:
         store.ensure()
         prune_changelog(prep.wh, store.changelog, prep.settings.changelog_retention_days, utcnow())
+        _close_interrupted(store, run_id, out)
         # the sending bar counts writes; rejects are recorded before sending starts
         recorder = ChangelogRecorder(
             run_id, utcnow, on_row=lambda row: row.action != "reject" and progress.advance()
@@ -377,6 +378,7 @@ class _SyncRun:
     result: SyncResult
     writes: int = 0  # writes handed to the send pipeline
     deletes: list[Change] = field(default_factory=list)  # sent after every wave, dependents first
+    row_written: bool = False  # its `running` row is in the runs table
 
 
 def _run_wave(
@@ -413,6 +415,7 @@ def _run_wave(
                 SyncResult(config.name),
             )
             runs.append(run)
+            run.row_written = _record_start(store, run, run_id)
             _plan_and_queue(prep, run, store, gw, applier, run_id, progress, pipe)
         sending = [r for r in runs if r.writes]
         if sending:
@@ -503,6 +506,25 @@ def _failed(run: _SyncRun, exc: BaseException) -> None:
         run.summary.status, run.summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
 
 
+def _record_start(store: StateStore, run: _SyncRun, run_id: str) -> bool:
+    """A `running` row for the sync, so a run killed before it finishes still shows in the runs table
+    (the next run marks it `interrupted`); finished by `_finish`."""
+    running = SyncSummary(run.config.model, run.config.object, "running")
+    try:
+        store.record_run({**_run_row(run_id, run.config, running, run.started), "finished_at": None})
+    except Exception:  # the row is written at the end instead
+        return False
+    return True
+
+
+def _close_interrupted(store: StateStore, run_id: str, out: TextIO) -> None:
+    try:
+        store.close_interrupted_runs(store.changelog, run_id)
+    except Exception as exc:  # history only: never stops a sync
+        reason = redact_all(str(exc))[:200]
+        out.write(f"warning: could not mark interrupted runs in the runs table: {reason}\n")
+
+
 def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str) -> None:
     earlier = still_rejected(store, run.config.name, run_id)
     if earlier:
@@ -545,7 +567,8 @@ def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) ->
     summary.duration_s = time.monotonic() - run.t0
     crashpoint("before_runs_row")
     try:
-        store.record_run(_run_row(run_id, config, summary, run.started))
+        row = _run_row(run_id, config, summary, run.started)
+        store.update_run(row) if run.row_written else store.record_run(row)
     except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
 

@@ -136,7 +136,7 @@ def _chart(runs: Sequence[dict[str, Any]]) -> str:
                     f'<rect x="{x}" y="{y}" width="{bar}" height="{h}" fill="{colour}">'
                     f"<title>{html.escape(str(g['started_at']))}: {g[c]} {c}</title></rect>"
                 )
-        if any(s in ("blocked", "error") for s in g["statuses"]):
+        if any(s in ("blocked", "error", "interrupted") for s in g["statuses"]):
             shapes.append(f'<rect x="{x}" y="{height + 2}" width="{bar}" height="4" fill="#c62828"/>')
     legend = "".join(f'<span style="background:{c}"></span>{n}' for n, c in _BAR_COLOURS.items())
     svg = (

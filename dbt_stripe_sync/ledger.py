@@ -263,3 +263,47 @@ class StateStore:
                 f"values ({', '.join([p] * len(names))})",
                 [row[n] for n in names],
             )
+
+    def update_run(self, row: dict[str, Any]) -> None:
+        """Overwrite the row of (run_id, sync_name) that `record_run` wrote when the sync started."""
+        names = [n for n in row if n not in ("run_id", "sync_name")]
+        p = self.wh.placeholder
+        with self.wh.transaction():
+            self.wh.execute(
+                f"update {self.runs} set {', '.join(f'{self.wh.quote(n)} = {p}' for n in names)} "
+                f"where run_id = {p} and sync_name = {p}",
+                [*(row[n] for n in names), row["run_id"], row["sync_name"]],
+            )
+
+    def close_interrupted_runs(self, changelog: str, run_id: str) -> None:
+        """Rows of runs that stopped mid-sync (killed; the run lock says none is alive) become
+        `interrupted`, with what the changelog says they did, so a killed run still shows in history."""
+        p = self.wh.placeholder
+        counts = ", ".join(
+            f"{column} = (select count(*) from {changelog} c where c.run_id = r.run_id "
+            f"and c.sync_name = r.sync_name and {where})"
+            for column, where in _INTERRUPTED_COUNTS.items()
+        )
+        with self.wh.transaction():
+            self.wh.execute(
+                f"update {self.runs} as r set status = 'interrupted', {counts}, error = {p} "
+                f"where r.status = 'running' and r.run_id <> {p}",
+                [INTERRUPTED_NOTE, run_id],
+            )
+
+
+# What an interrupted run did, counted from its changelog rows.
+_INTERRUPTED_COUNTS = {
+    "created": "c.action = 'create' and c.outcome = 'ok'",
+    "updated": "c.action in ('update', 'replace') and c.outcome = 'ok'",
+    "deleted": "c.action in ('delete', 'cancel', 'void') and c.outcome = 'ok'",
+    "archived": "c.action = 'archive' and c.outcome = 'ok'",
+    "rejected": "c.outcome in ('rejected', 'failed')",
+    "api_calls": "c.request_id is not null",
+}
+
+
+INTERRUPTED_NOTE = (
+    "the run stopped before this sync finished (killed, or the machine went down); counts are from the "
+    "changelog, and writes it left pending were finished by the next run"
+)
