@@ -357,7 +357,7 @@ def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress:
             _send_deletes(wave_runs, gw, applier, progress)
             lock.beat()
         for run in (r for wave_runs in runs for r in wave_runs):
-            _settle(run, store, gw, applier, run_id)
+            _settle(prep, run, store, gw, applier, run_id)
     finally:
         lock.release()
         progress.close()
@@ -452,7 +452,9 @@ def _send_deletes(runs: Sequence[_SyncRun], gw: StripeGateway, applier: Applier,
                 _failed(r, exc)
 
 
-def _settle(run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str) -> None:
+def _settle(
+    prep: Prepared, run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
+) -> None:
     """Finish what Stripe left open (burnt keys), then count and record the sync."""
     try:
         if run.summary.status == "success":  # recovered writes too, even when nothing new was sent
@@ -461,7 +463,7 @@ def _settle(run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applie
                     run.config, run.adapter, run.result, only_burnt=True
                 ):
                     break
-            _note_earlier_rejects(run, store, run_id)
+            _note_earlier_rejects(run, store, run_id, prep.relations[run.config.model])
     except Exception as exc:
         _failed(run, exc)
     _finish(run, store, gw, run_id)
@@ -525,8 +527,8 @@ def _close_interrupted(store: StateStore, run_id: str, out: TextIO) -> None:
         out.write(f"warning: could not mark interrupted runs in the runs table: {reason}\n")
 
 
-def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str) -> None:
-    earlier = still_rejected(store, run.config.name, run_id)
+def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str, relation: str) -> None:
+    earlier = still_rejected(store, run.config.name, run_id, relation, run.config.primary_key)
     if earlier:
         run.summary.status = "partial"
         run.summary.earlier_rejected = earlier

@@ -79,13 +79,25 @@ def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
     return summaries
 
 
-def still_rejected(store: StateStore, sync_name: str, run_id: str) -> list[tuple[str, str]]:
+def still_rejected(
+    store: StateStore,
+    sync_name: str,
+    run_id: str,
+    model_relation: str | None = None,
+    key_column: str | None = None,
+) -> list[tuple[str, str]]:
     """Rows an earlier run rejected that this run did not retry (their data did not change), with the
-    reason, in natural key order: a rerun shows them instead of `rejected 0`."""
+    reason, in natural key order: a rerun shows them instead of `rejected 0`. Given the model, only
+    rows still in it: a rejected row filtered out of the model (as its reason may advise) is gone, not
+    waiting."""
     p = store.wh.placeholder
+    in_model = ""
+    if model_relation is not None and key_column is not None:
+        key = store.wh.quote(key_column)
+        in_model = f" and source_key in (select cast({key} as varchar(4000)) from {model_relation})"
     _, rows = store.wh.query(
         f"select source_key, last_error from {store.ledger} where sync_name = {p} and status = {p} "
-        f"and (run_id is null or run_id <> {p})",
+        f"and (run_id is null or run_id <> {p}){in_model}",
         [sync_name, L.REJECTED, run_id],
     )
     found = [(str(k), f"(rejected earlier) {e or 'no reason recorded'}") for k, e in rows]
