@@ -184,7 +184,13 @@ class Applier:
             pipe.add(self.lane(config, adapter, writes, result), writes)
 
     def recover(
-        self, config: SyncConfig, adapter: StripeObject, result: SyncResult, *, only_burnt: bool = False
+        self,
+        config: SyncConfig,
+        adapter: StripeObject,
+        result: SyncResult,
+        *,
+        only_burnt: bool = False,
+        gone: set[str] | None = None,
     ) -> int:
         """Finish the writes left pending (by a killed run, or an outcome Stripe left unknown).
 
@@ -193,6 +199,10 @@ class Applier:
         replays forever — cannot be trusted that way: what the write may have created is first
         looked up by its tag (list calls, strongly consistent), and only if nothing is found is it
         sent again, under a new key that is checkpointed first.
+
+        A pending create whose row has left the model (`gone`) is never sent for the first time now:
+        it is looked up by its tag the same way, bound if Stripe has it (the plan then treats the
+        row as removed), and dropped from the ledger if not.
         """
         pending = self.store.entries(config.name, [L.PENDING])
         if only_burnt:
@@ -202,11 +212,15 @@ class Applier:
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         same_key: list[Change] = []
         untrusted: list[tuple[LedgerEntry, Change, bool]] = []  # (entry, change, key burnt)
+        left: set[str] = set()  # creates of rows no longer in the model: confirmed or dropped
         for entry in pending:
             change = change_from_pending(entry)
             burnt = bool(json.loads(entry.pending_json or "{}").get("key_burnt"))
             expired = entry.updated_at is not None and L.utcnow() - entry.updated_at >= window
-            if burnt or expired:
+            if gone and change.action == "create" and entry.source_key in gone:
+                left.add(change.key)
+                untrusted.append((entry, change, burnt))
+            elif burnt or expired:
                 untrusted.append((entry, change, burnt))
             else:
                 same_key.append(change)
@@ -220,6 +234,9 @@ class Applier:
         new_key: list[Change] = []
         for entry, change, burnt in untrusted:
             if found is None and change.action in ("create", "replace"):
+                continue
+            if change.key in left and change.key not in found:
+                settled.append(self._dropped(config, change))
                 continue
             if found is not None and change.key in found:
                 settled.append(self._outcome(config, change, found[change.key]))
@@ -441,6 +458,23 @@ class Applier:
             attempts=0,
             first_synced_at=base.first_synced_at or now,
             updated_at=now,
+            run_id=self.run_id,
+        )
+
+    def _dropped(self, config: SyncConfig, change: Change) -> LedgerEntry:
+        """A pending create of a row that left the model, which Stripe never applied: forgotten."""
+        reason = (
+            "the row left the model before its pending create was confirmed; Stripe has no object "
+            "with its tag, so nothing was sent"
+        )
+        self.changelog.record(config.name, change.key, action="create", outcome=C.REJECTED, error=reason)
+        return self._base(config, change).evolve(
+            status=L.DELETED,
+            pending_op=None,
+            pending_json=None,
+            idempotency_key=None,
+            last_error=reason,
+            updated_at=L.utcnow(),
             run_id=self.run_id,
         )
 

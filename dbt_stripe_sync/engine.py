@@ -482,7 +482,9 @@ def _plan_and_queue(
     """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe`."""
     config, result, summary = run.config, run.result, run.summary
     try:
-        applier.recover(config, run.adapter, result)
+        # a pending create of a row that left the model is confirmed by its tag or dropped, never sent
+        gone = store.pending_keys_not_in(config.name, prep.relations[config.model], config.primary_key)
+        applier.recover(config, run.adapter, result, gone=gone)
         # rows a recovered write finished are not in the diff, so not "unchanged" either
         recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")

@@ -189,6 +189,17 @@ class StateStore:
             out.update({r[0]: (r[1], r[2] is not None) for r in rows})
         return out
 
+    def pending_keys_not_in(self, sync_name: str, model_relation: str, key_column: str) -> set[str]:
+        """Keys of this sync's pending writes whose row is no longer in the model."""
+        key = self.wh.quote(key_column)
+        p = self.wh.placeholder
+        _, rows = self.wh.query(
+            f"select source_key from {self.ledger} where sync_name = {p} and status = {p} and source_key "
+            f"not in (select cast({key} as varchar(4000)) from {model_relation} where {key} is not null)",
+            [sync_name, PENDING],
+        )
+        return {str(r[0]) for r in rows}
+
     def count_still_rejected(self, sync_name: str, run_id: str) -> int:
         """Rows rejected by an earlier run and not retried by this one (their data did not change)."""
         p = self.wh.placeholder
