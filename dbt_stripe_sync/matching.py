@@ -45,7 +45,10 @@ class CustomerDirectory:
             if result.everyone is not None:  # slim entries for the whole account ...
                 self._known.update(result.everyone)
                 self._whole_account = True
-            self._known.update(result.found)  # ... and whole objects for the emails wanted
+            # ... and whole objects for the emails wanted; an absence need not be kept once the whole
+            # account is known (a first sync of a million rows would keep a million of them)
+            found = result.found.items()
+            self._known.update((e, c) for e, c in found if c or not self._whole_account)
         return {e: list(self._known.get(e, [])) for e in sorted(wanted)}
 
     def forget_absences(self) -> None:
@@ -138,9 +141,15 @@ def gather(
     gw: StripeGateway | None,
     store: StateStore | None,
     account: str | None = None,
+    *,
+    forget_absences: bool = True,
 ) -> Lookups:
     """Look-ups for the rows of `diff`, all inside `account` (Stripe Connect; None: the platform). The
-    caller makes the gateway act for that account (`gw.acting_for`)."""
+    caller makes the gateway act for that account (`gw.acting_for`).
+
+    `forget_absences=False` when `diff` is one chunk of a sync planned chunk by chunk: the directory
+    keeps what it learnt (a listing of the whole account answers the next chunks with no call), and
+    the caller forgets the absences once the sync is planned."""
     from dbt_stripe_sync.stripe_objects import adapter_for
 
     to_match = match_emails(config, diff)
@@ -158,7 +167,7 @@ def gather(
         found = directory.find(gw, emails) if emails else {}
         existing = adapter_for(config.object).existing_ids(gw, ids) if ids else None
     calls = gw.stats.for_scope(config.name).requests - before
-    if config.object == "customer":
+    if config.object == "customer" and forget_absences:
         directory.forget_absences()  # this sync may create customers: "none with this email" expires
     claimed: dict[str, str] = {}
     if found and store is not None and config.object == "customer" and store.exists():

@@ -3,49 +3,84 @@ earlier syncs of the plan will create (so a chained `sync:` reference is planned
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Any
 
 from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.plan import SyncPlan, Upcoming
+from dbt_stripe_sync.plan import Upcoming
+from dbt_stripe_sync.plan_digest import PlanDigest
 from dbt_stripe_sync.plan_view import natural_key
 from dbt_stripe_sync.report import SyncSummary
 
 
-def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
+def upcoming_creates(plans: Sequence[PlanDigest]) -> Upcoming:
+    """The rows earlier plans create (each kept them when a later sync references it: `keep.creates`)."""
     keys: dict[str, frozenset[str]] = {}
     emails: dict[str, str] = {}
     for plan in plans:
-        created = [c for c in plan.changes if c.action == "create"]
-        keys[plan.config.model] = frozenset(c.key for c in created)
-        if plan.config.object == "customer":
-            for c in created:
-                email = c.params.get("email")
-                if email:
-                    emails.setdefault(str(email), f"{plan.config.model} row {c.key}")
+        keys[plan.config.model] = plan.created_keys()
+        for email, key in plan.created_emails().items():
+            emails.setdefault(email, f"{plan.config.model} row {key}")
     return Upcoming(keys=keys, emails=emails)
 
 
-def whole_plan(plans: Sequence[SyncPlan], sample: int) -> dict[str, Any]:
-    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed."""
-    out = []
-    for p in plans:
-        data = p.to_dict(sample=None)
-        data["sample"] = p.to_dict(sample=sample)["sample"]
-        out.append(data)
-    return {"plans": out}
+def creates_needed(configs: Sequence[SyncConfig], index: int) -> bool:
+    """Whether a later sync of the plan references the rows `configs[index]` creates."""
+    config = configs[index]
+    for later in configs[index + 1 :]:
+        for ref in later.references:
+            if ref.sync == config.model or (ref.by == "email" and config.object == "customer"):
+                return True
+    return False
 
 
-def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
+def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int) -> None:
+    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed, written row by
+    row — the text `json.dump(..., indent=2, default=str)` gives for the whole plan held at once."""
+    doc = []
+    for i, p in enumerate(plans):
+        data = p.to_dict(sample=sample)
+        sample_rows = data.pop("sample")
+        data["rows"] = [_marker(i)] if p.total else []
+        data["sample"] = sample_rows
+        doc.append(data)
+    text = json.dumps({"plans": doc}, indent=2, default=str)
+    with open(path, "w", encoding="utf-8") as fh:
+        for n, line in enumerate(text.split("\n")):
+            if n:
+                fh.write("\n")
+            stripped = line.lstrip(" ")
+            index = _marker_index(stripped)
+            if index is None:
+                fh.write(line)
+                continue
+            pad = line[: len(line) - len(stripped)]
+            for r, row in enumerate(plans[index].rows()):
+                fh.write((",\n" if r else "") + pad)
+                fh.write(json.dumps(row, indent=2, default=str).replace("\n", "\n" + pad))
+
+
+_MARKER = "__dbt_stripe_sync_rows_{}__"
+
+
+def _marker(index: int) -> str:
+    return _MARKER.format(index)
+
+
+def _marker_index(stripped_line: str) -> int | None:
+    if not (stripped_line.startswith('"__dbt_stripe_sync_rows_') and stripped_line.endswith('__"')):
+        return None
+    return int(stripped_line[len('"__dbt_stripe_sync_rows_') : -len('__"')])
+
+
+def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
     """The predicted outcome of each plan, in the run report's terms."""
     summaries = []
     for p in plans:
         c = p.counts()
-        rejects = sorted(
-            (ch for ch in p.changes if ch.action == "reject"), key=lambda ch: natural_key(ch.key)
-        )
-        status = "blocked" if p.blocked else "partial" if rejects else "success"
+        status = "blocked" if p.blocked else "partial" if c["reject"] else "success"
         summaries.append(
             SyncSummary(
                 p.config.model,
@@ -61,7 +96,7 @@ def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
                 },
                 unchanged=p.unchanged,
                 message=p.blocked,
-                rejected_rows=[(ch.key, ch.reason or "") for ch in rejects],
+                rejected_rows=p.rejected_rows(),
             )
         )
     return summaries

@@ -157,6 +157,42 @@ class Warehouse:
         rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
         return names, rows
 
+    def stream(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        """Run a query and yield (column names, up to `chunk_rows` rows) until its rows run out, so
+        that a large result is never held whole. PostgreSQL reads through a server-side cursor (its
+        default cursor would hold every row in the client); other drivers fetch in chunks."""
+        if self.target.adapter_type in ("postgres", "redshift"):
+            yield from self._stream_server_side(sql, chunk_rows)
+            return
+        _, cursor = self._adapter.connections.add_query(sql, abridge_sql_log=True)
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        while names:
+            rows = cursor.fetchmany(chunk_rows)
+            if not rows:
+                break
+            yield names, [tuple(r) for r in rows]
+
+    def _stream_server_side(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        conns = self._adapter.connections
+        connection = conns.get_thread_connection()
+        if not connection.transaction_open:  # a server-side cursor lives inside a transaction
+            conns.begin()
+        handle = connection.handle
+        cursor = handle.cursor(name=f"dss_stream_{id(self):x}")  # psycopg2: a named cursor lives server-side
+        try:
+            cursor.itersize = chunk_rows
+            cursor.execute(sql)
+            names: list[str] = []
+            while True:
+                rows = cursor.fetchmany(chunk_rows)
+                if not names and cursor.description:
+                    names = [d[0] for d in cursor.description]
+                if not rows:
+                    break
+                yield names, [tuple(r) for r in rows]
+        finally:
+            cursor.close()
+
     def execute(self, sql: str, bindings: Sequence[Any] | None = None) -> None:
         self._adapter.connections.add_query(sql, bindings=bindings or None, abridge_sql_log=True)
 
