@@ -56,7 +56,7 @@ def run_diff(
     retry_rejected: bool,
 ) -> DiffResult:
     _check_keys(wh, config, model_relation)
-    sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, False)
+    sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, None)
     names, rows = wh.query(sql)
     read = _RowReader(config, names)
     out = [read(row) for row in rows]
@@ -68,11 +68,13 @@ CHUNK_ROWS = 10_000  # diff rows read, matched and planned at a time by `plan`
 
 @dataclass(frozen=True)
 class DiffStream:
-    """The diff of one sync read in chunks (`plan`): rows still in the model first, then deleted rows,
-    each part in key order; only one chunk is held at a time."""
+    """The diff of one sync read in chunks (`plan`): only one chunk is held at a time, and the warehouse
+    does not sort it (rows come in no particular order). Every row still in the model (`present`)
+    comes before any row that left it (`deleted`, read only when `present` is exhausted)."""
 
     model_rows: int
-    chunks: Iterator[list[DiffRow]]
+    present: Iterator[list[DiffRow]]
+    deleted: Iterator[list[DiffRow]]
 
 
 def stream_diff(
@@ -83,20 +85,21 @@ def stream_diff(
     *,
     include_deletes: bool,
     retry_rejected: bool,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> DiffStream:
-    """The diff as `run_diff` computes it, read through a cursor `chunk_rows` rows at a time."""
+    """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time."""
+    size = chunk_rows or CHUNK_ROWS
     _check_keys(wh, config, model_relation)
     model_rows = model_row_count(wh, model_relation)
-    sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, True)
+    args = (wh, config, model_relation, ledger_relation, include_deletes, retry_rejected)
 
-    def chunks() -> Iterator[list[DiffRow]]:
+    def chunks(part: str) -> Iterator[list[DiffRow]]:
         read: _RowReader | None = None
-        for names, rows in wh.stream(sql, chunk_rows):
+        for names, rows in wh.stream(_diff_sql(*args, part), size):
             read = read or _RowReader(config, names)
             yield [read(row) for row in rows]
 
-    return DiffStream(model_rows=model_rows, chunks=chunks())
+    return DiffStream(model_rows, chunks("present"), chunks("deleted") if include_deletes else iter(()))
 
 
 def model_row_count(wh: Warehouse, model_relation: str) -> int:
@@ -111,12 +114,12 @@ def _diff_sql(
     ledger_relation: str,
     include_deletes: bool,
     retry_rejected: bool,
-    deleted_last: bool,
+    part: str | None,
 ) -> str:
     columns = config.columns()
     kwargs: dict[str, Any] = {}
-    if deleted_last:  # passed only when wanted: a project's own override may predate the argument
-        kwargs["deleted_last"] = True
+    if part is not None:  # passed only when wanted: a project's own override may predate the argument
+        kwargs["part"] = part
     return wh.macro(
         "diff_sql",
         model_relation=model_relation,

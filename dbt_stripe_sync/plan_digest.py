@@ -41,7 +41,10 @@ COUNTED = (
     "noop",
 )
 
-_SortKey = tuple[tuple[Any, ...], int]  # (natural key, order planned): the order `plan` shows rows in
+# The order `plan` shows rows in: natural key order; a tie (`01` and `1`) keeps build_plan's order
+# (its part: rows in the model, deleted rows, retirements; then the key's text), or, for a plan built
+# whole, the order of its changes.
+_SortKey = tuple[tuple[Any, ...], int, str, int]
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,15 @@ class PlanDigest:
         digest.lookup_calls = plan.lookup_calls
         return digest
 
-    def add(self, changes: Iterable[Change]) -> None:
-        """The next changes, in the order the plan has them."""
+    def add(self, changes: Iterable[Change], part: int | None = None) -> None:
+        """More changes of the plan: of one `part` (plan_stream's PRESENT, DELETED, RETIRED), in any
+        order, or, without `part`, the next changes in the order the plan has them."""
         run: list[tuple[_SortKey, dict[str, Any]]] = []
         for change in changes:
             action = change.action
             self._counts[action] += 1
-            order = (natural_key(change.key), self._seq)
+            key = change.key
+            order = (natural_key(key), self._seq if part is None else part, key, self._seq)
             self._seq += 1
             if self.keep.sample > 0:
                 kept = self._sample.setdefault(action, [])
@@ -109,12 +114,14 @@ class PlanDigest:
                 elif order < kept[0][0].order:  # type: ignore[attr-defined]
                     heapq.heapreplace(kept, (_Desc(order), change))  # type: ignore[arg-type]
             if action == "reject" and self.keep.rejects:
-                self._rejects.append((change.key, change.reason or ""))
+                self._rejects.append((key, change.reason or ""))
             if action == "create" and self.keep.creates:
-                self._created.append(change.key)
+                self._created.append(key)
                 email = change.params.get("email")
                 if email and self.config.object == "customer":
-                    self._emails.setdefault(str(email), change.key)
+                    first = self._emails.get(str(email))  # the row first in key order names it
+                    if first is None or key < first:
+                        self._emails[str(email)] = key
             if self.keep.rows:
                 run.append((order, render(change)))
         if run:
@@ -145,7 +152,7 @@ class PlanDigest:
 
     def rejected_rows(self) -> list[tuple[str, str]]:
         """Every rejected row and its reason, in natural key order (kept when `keep.rejects`)."""
-        return sorted(self._rejects, key=lambda r: natural_key(r[0]))
+        return sorted(self._rejects, key=lambda r: (natural_key(r[0]), r[0]))
 
     def created_keys(self) -> frozenset[str]:
         return frozenset(self._created)
@@ -195,8 +202,8 @@ class PlanDigest:
     def _spill(self, run: list[tuple[_SortKey, dict[str, Any]]]) -> None:
         run.sort(key=lambda t: t[0])
         fh = tempfile.TemporaryFile()  # noqa: SIM115 - kept open until close(); removed when closed
-        for (_, seq), row in run:
-            fh.write(json.dumps([seq, row], default=str).encode() + b"\n")
+        for (_, part, _, seq), row in run:
+            fh.write(json.dumps([part, seq, row], default=str).encode() + b"\n")
         fh.seek(0)
         self._runs.append(fh)
 
@@ -204,8 +211,8 @@ class PlanDigest:
     def _read(fh: IO[bytes]) -> Iterator[tuple[_SortKey, dict[str, Any]]]:
         fh.seek(0)
         for line in fh:
-            seq, row = json.loads(line)
-            yield (natural_key(row["key"]), seq), row
+            part, seq, row = json.loads(line)
+            yield (natural_key(row["key"]), part, row["key"], seq), row
 
 
 class _Desc:

@@ -2,12 +2,13 @@
 only a digest (counts, a sample, what the caller asked to keep) stays behind.
 
 Each change is planned exactly as `planner.build_plan` plans it for the whole diff (the same
-`_plan_row` / `_plan_delete` / `_rekey`), because the chunks arrive in the order build_plan visits
-rows: every row still in the model first, in key order, then the deleted rows (`deleted_last` in
-macros/diff.sql). What build_plan keeps for the whole diff is kept here across chunks, bounded:
-- the emails seen as match values (a second row with the same email is rejected) only for emails
-  that appear more than once in the model, found in SQL (`repeated_values_sql`);
-- the re-keys (rare), and, from the first deleted row on, which of their old keys left the model;
+`_plan_row` / `_plan_delete` / `_rekey`), and the outcome does not depend on the order rows come in,
+so the warehouse streams the diff unsorted (sorting a million wide rows is what held the memory):
+- every row still in the model is planned before any deleted row (two queries: `present`, then
+  `deleted`), so the re-keys a delete consults are all known;
+- a match email carried by more than one row of the model (found in SQL, `repeated_values_sql`)
+  is the only one the planner must remember; rows with such an email are set aside and planned last,
+  in key order, so the first of them keeps the email and the others are rejected, as before;
 - the customer directory's look-ups: the account is listed at most once for the sync, and its
   absences are forgotten once the sync is planned (as `gather` does for a whole diff);
 - `bind`'s per-sync questions (is the ledger empty, the scan for tagged objects), asked once.
@@ -16,18 +17,20 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from dbt_stripe_sync import diff as D
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
-from dbt_stripe_sync.diff import DiffResult, stream_diff
+from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import directory_for, gather
 from dbt_stripe_sync.plan import Change, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
-from dbt_stripe_sync.planner import _delete_guard, _plan_delete, _plan_row, _rekey
+from dbt_stripe_sync.planner import Lookups, _delete_guard, _match_value, _plan_delete, _plan_row, _rekey
 from dbt_stripe_sync.progress import Progress
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.warehouse import Warehouse
@@ -64,39 +67,49 @@ def stream_plan(
     seen_match: dict[str, str] = _OnlyRepeated(repeated)
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
-    left: set[str] | None = None  # old keys of re-keys whose rows left the model (from the deletes)
-    olds: set[str] = set()
     calls = changed_rows = 0
+
+    def lookups_for(rows: list[DiffRow], more_coming: bool) -> Lookups:
+        nonlocal calls
+        part = DiffResult(rows=rows, model_rows=stream.model_rows)
+        found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
+        found = bind(config, adapter, part, gw, store, relation, found, once)
+        calls += found.calls
+        return found
+
+    def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
+        if not rows:
+            return []
+        lookups = lookups_for(rows, more_coming)
+        settings = prep.settings
+        return [
+            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming)
+            for row in rows
+        ]
+
+    set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
     with progress.phase(f"{config.model}: matching and planning changed rows"):
-        for chunk in stream.chunks:
-            part = DiffResult(rows=chunk, model_rows=stream.model_rows)
-            lookups = gather(config, part, gw, store, forget_absences=False)
-            lookups = bind(config, adapter, part, gw, store, relation, lookups, once)
-            calls += lookups.calls
-            changes: list[Change] = []
-            for row in chunk:
-                if row.change == "deleted":
-                    if left is None:  # every row still in the model is planned: re-keys are known
-                        olds = {old for old, _ in rekeyed.values()}
-                        left = set()
-                    if row.key in olds:
-                        left.add(row.key)
-                    changes.append(_plan_delete(config, adapter, row, rekeyed))
-                else:
-                    changed_rows += 1
-                    changes.append(
-                        _plan_row(
-                            config, adapter, prep.settings, row, lookups, seen_match, rekeyed, token, upcoming
-                        )
-                    )
-            digest.add(changes)
+        for chunk, more in _with_more(stream.present):
+            changed_rows += len(chunk)
+            now = [r for r in chunk if not repeated or _match_value(config, r) not in repeated]
+            set_aside += [r for r in chunk if repeated and _match_value(config, r) in repeated]
+            digest.add(plan_rows(now, more or bool(set_aside)), PRESENT)
+            progress.advance(len(chunk))
+        set_aside.sort(key=lambda r: r.key)
+        size = D.CHUNK_ROWS
+        for start in range(0, len(set_aside), size):
+            more = start + size < len(set_aside)
+            digest.add(plan_rows(set_aside[start : start + size], more), PRESENT)
+        left: set[str] = set()  # old keys of re-keys whose rows left the model
+        olds = {old for old, _ in rekeyed.values()}  # every row still in the model is planned
+        for chunk in stream.deleted:
+            left.update(row.key for row in chunk if row.key in olds)
+            digest.add((_plan_delete(config, adapter, row, rekeyed) for row in chunk), DELETED)
             progress.advance(len(chunk))
     # a re-keyed row whose old key is not in the diff (delete: nothing) is retired all the same
-    digest.add(
-        _rekey(config, old, new, stripe_id, None)
-        for stripe_id, (old, new) in rekeyed.items()
-        if old not in (left or ())
-    )
+    retired = [_rekey(config, old, new, sid, None) for sid, (old, new) in rekeyed.items() if old not in left]
+    digest.add(retired, RETIRED)
+    directory_for(gw).chunks_done()
     if config.object == "customer":  # this sync may create customers: "none with this email" expires
         directory_for(gw).forget_absences()
     model_rows = stream.model_rows
@@ -104,6 +117,19 @@ def stream_plan(
     digest.finish(model_rows, live, max(model_rows - changed_rows, 0), guard, ())
     digest.lookup_calls = calls
     return digest
+
+
+# The parts of a plan in the order build_plan lists them (a tie in natural key order keeps it).
+PRESENT, DELETED, RETIRED = 0, 1, 2
+
+
+def _with_more(chunks: Iterator[list[DiffRow]]) -> Iterator[tuple[list[DiffRow], bool]]:
+    """Each chunk, and whether another one follows (read one chunk ahead)."""
+    current = next(chunks, None)
+    while current is not None:
+        following = next(chunks, None)
+        yield current, following is not None
+        current = following
 
 
 def repeated_match_values(wh: Warehouse, config: SyncConfig, relation: str) -> frozenset[str]:

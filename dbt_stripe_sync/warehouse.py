@@ -158,29 +158,23 @@ class Warehouse:
         return names, rows
 
     def stream(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
-        """Run a query and yield (column names, up to `chunk_rows` rows) until its rows run out, so
-        that a large result is never held whole. PostgreSQL reads through a server-side cursor (its
-        default cursor would hold every row in the client); other drivers fetch in chunks."""
-        if self.target.adapter_type in ("postgres", "redshift"):
-            yield from self._stream_server_side(sql, chunk_rows)
-            return
-        _, cursor = self._adapter.connections.add_query(sql, abridge_sql_log=True)
-        names = [d[0] for d in cursor.description] if cursor.description else []
-        while names:
-            rows = cursor.fetchmany(chunk_rows)
-            if not rows:
-                break
-            yield names, [tuple(r) for r in rows]
-
-    def _stream_server_side(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        """Run a query and yield (column names, up to `chunk_rows` rows) until its rows run out, so that
+        a large result is never held whole. The query runs on a cursor of its own, so other queries
+        may run between chunks. PostgreSQL reads through a server-side cursor (its default cursor
+        would hold every row in the client)."""
         conns = self._adapter.connections
         connection = conns.get_thread_connection()
-        if not connection.transaction_open:  # a server-side cursor lives inside a transaction
+        server_side = self.target.adapter_type in ("postgres", "redshift")
+        if server_side and not connection.transaction_open:  # a server-side cursor lives in a transaction
             conns.begin()
-        handle = connection.handle
-        cursor = handle.cursor(name=f"dss_stream_{id(self):x}")  # psycopg2: a named cursor lives server-side
-        try:
+        if server_side:  # psycopg2: a named cursor lives on the server
+            cursor = connection.handle.cursor(name=f"dss_stream_{id(self):x}")
             cursor.itersize = chunk_rows
+        else:
+            cursor = connection.handle.cursor()
+            if self.target.adapter_type == "duckdb":  # dbt-duckdb hands out one shared cursor
+                cursor = getattr(cursor, "_cursor", cursor).cursor()  # a sibling on the same database
+        try:
             cursor.execute(sql)
             names: list[str] = []
             while True:

@@ -57,16 +57,17 @@
 
 {#- account: how a row names its Stripe Connect account, so `sync:` references resolve only within it:
     {'literal': 'acct_…'}, {'column_index': i} (the i-th of `columns`), or {} (the platform account) -#}
-{#- deleted_last: rows that left the model come after every other row (each part still in key order),
-    so a streamed plan has planned every row still in the model before it plans a delete -#}
-{% macro diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}, deleted_last=false) %}
-  {{ return(adapter.dispatch('diff_sql', 'dbt_stripe_sync')(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account, deleted_last)) }}
+{#- part: none (every row, in key order: `run`), or, for a plan streamed in chunks (`plan`), in no
+    particular order so the warehouse need not sort (nor hold) the whole diff: 'present' (rows in the
+    model) or 'deleted' (ledger rows whose row left the model; not hashed) -#}
+{% macro diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}, part=none) %}
+  {{ return(adapter.dispatch('diff_sql', 'dbt_stripe_sync')(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account, part)) }}
 {% endmacro %}
 
 {#- The join with the ledger reads only what decides whether a row needs work (key, hashes, status,
     Stripe ID); the ledger's other columns (payload_json above all) are joined back for the rows
     picked only, so unchanged rows never move their payloads through the join. -#}
-{% macro default__diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}, deleted_last=false) %}
+{% macro default__diff_sql(model_relation, ledger_relation, sync_name, key_column, columns, fingerprint, references, include_deletes, retry_rejected, account={}, part=none) %}
   {%- set str = dbt.type_string() -%}
   {%- set q = dbt_stripe_sync.sql_string -%}
   {%- set src_cols = [] -%}
@@ -99,7 +100,8 @@ with src as (
     from {{ model_relation }}
 ),
 hashed as (
-    select s.*{% for rc in ref_cols %}, {{ rc }}{% endfor %}, {{ dbt_stripe_sync.hash_sql(hash_parts) }} as _dss_hash
+    select s.*{% for rc in ref_cols %}, {{ rc }}{% endfor %},
+        {% if part == 'deleted' %}cast(null as {{ str }}){% else %}{{ dbt_stripe_sync.hash_sql(hash_parts) }}{% endif %} as _dss_hash
     from src s
     {{ ref_joins | join('\n    ') }}
 ),
@@ -149,7 +151,13 @@ select
 from picked p
 left join {{ ledger_relation }} as lf
     on p._dss_ledger_key is not null and lf.sync_name = {{ q(sync_name) }} and lf.source_key = p._dss_ledger_key
-order by {% if deleted_last %}case when p._dss_change = 'deleted' then 1 else 0 end, {% endif %}1
+{% if part == 'present' -%}
+where p._dss_change <> 'deleted'
+{%- elif part == 'deleted' -%}
+where p._dss_change = 'deleted'
+{%- else -%}
+order by 1
+{%- endif %}
   {%- endset -%}
   {{ return(sql) }}
 {% endmacro %}
