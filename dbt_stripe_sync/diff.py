@@ -63,7 +63,7 @@ def run_diff(
     return DiffResult(rows=out, model_rows=model_row_count(wh, model_relation))
 
 
-CHUNK_ROWS = 10_000  # diff rows read, matched and planned at a time by `plan`
+CHUNK_ROWS = 5_000  # diff rows read, matched and planned at a time by `plan`
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dbt_stripe_sync import diff as D
+from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
@@ -59,12 +60,11 @@ def stream_plan(
             include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
             retry_rejected=prep.settings.retry_rejected,
         )
-        repeated = repeated_match_values(prep.wh, config, relation)
     adapter = adapter_for(config.object)
     live = store.count_live(config.name) if store is not None else 0
     token = "plan" if prep.full_refresh else None
     digest = PlanDigest(config, keep)
-    seen_match: dict[str, str] = _OnlyRepeated(repeated)
+    seen_match = _OnlyRepeated()
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
     calls = changed_rows = 0
@@ -91,8 +91,12 @@ def stream_plan(
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
             changed_rows += len(chunk)
-            now = [r for r in chunk if not repeated or _match_value(config, r) not in repeated]
-            set_aside += [r for r in chunk if repeated and _match_value(config, r) in repeated]
+            if seen_match.repeated is None and any(_unbound(r) for r in chunk):  # asked once, if ever
+                seen_match.repeated = repeated_match_values(prep.wh, config, relation)
+            repeated = seen_match.repeated or frozenset()
+            aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
+            now = [r for r, later in zip(chunk, aside, strict=True) if not later]
+            set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
             digest.add(plan_rows(now, more or bool(set_aside)), PRESENT)
             progress.advance(len(chunk))
         set_aside.sort(key=lambda r: r.key)
@@ -141,14 +145,21 @@ def repeated_match_values(wh: Warehouse, config: SyncConfig, relation: str) -> f
     return frozenset(str(v) for (v,) in rows)
 
 
+def _unbound(row: DiffRow) -> bool:
+    """A row not yet tied to a Stripe object: only such a row is matched (and remembers its email)."""
+    entry = row.ledger
+    return entry is None or not entry.stripe_id or entry.status == L.DELETED
+
+
 class _OnlyRepeated(dict):  # type: ignore[type-arg]
     """build_plan's `seen_match` that remembers only values known to repeat: a value seen once is never
-    looked up again, so forgetting it changes no outcome."""
+    looked up again, so forgetting it changes no outcome. `repeated` is read from the model when the
+    first unbound row comes (a plan of changes to synced rows never asks)."""
 
-    def __init__(self, repeated: frozenset[str]) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.repeated = repeated
+        self.repeated: frozenset[str] | None = None
 
     def __setitem__(self, key: str, value: str) -> None:
-        if key in self.repeated:
+        if self.repeated is not None and key in self.repeated:
             super().__setitem__(key, value)
