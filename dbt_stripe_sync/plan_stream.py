@@ -60,11 +60,13 @@ def stream_plan(
             include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
             retry_rejected=prep.settings.retry_rejected,
         )
+        # before the stream is read: an embedded warehouse reuses this query's memory for the stream
+        repeated = repeated_match_values(prep.wh, config, relation)
     adapter = adapter_for(config.object)
     live = store.count_live(config.name) if store is not None else 0
     token = "plan" if prep.full_refresh else None
     digest = PlanDigest(config, keep)
-    seen_match = _OnlyRepeated()
+    seen_match = _OnlyRepeated(repeated)
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
     calls = changed_rows = 0
@@ -91,9 +93,6 @@ def stream_plan(
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
             changed_rows += len(chunk)
-            if seen_match.repeated is None and any(_unbound(r) for r in chunk):  # asked once, if ever
-                seen_match.repeated = repeated_match_values(prep.wh, config, relation)
-            repeated = seen_match.repeated or frozenset()
             aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
             now = [r for r, later in zip(chunk, aside, strict=True) if not later]
             set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
@@ -153,13 +152,12 @@ def _unbound(row: DiffRow) -> bool:
 
 class _OnlyRepeated(dict):  # type: ignore[type-arg]
     """build_plan's `seen_match` that remembers only values known to repeat: a value seen once is never
-    looked up again, so forgetting it changes no outcome. `repeated` is read from the model when the
-    first unbound row comes (a plan of changes to synced rows never asks)."""
+    looked up again, so forgetting it changes no outcome."""
 
-    def __init__(self) -> None:
+    def __init__(self, repeated: frozenset[str]) -> None:
         super().__init__()
-        self.repeated: frozenset[str] | None = None
+        self.repeated = repeated
 
     def __setitem__(self, key: str, value: str) -> None:
-        if self.repeated is not None and key in self.repeated:
+        if key in self.repeated:
             super().__setitem__(key, value)
