@@ -4,6 +4,7 @@ earlier syncs of the plan will create (so a chained `sync:` reference is planned
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 
 from dbt_stripe_sync import ledger as L
@@ -39,11 +40,12 @@ def creates_needed(configs: Sequence[SyncConfig], index: int) -> bool:
 def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int) -> None:
     """`plan --output`: every planned row (`rows`), plus the sample the terminal showed, written row by
     row — the text `json.dump(..., indent=2, default=str)` gives for the whole plan held at once."""
+    token = uuid.uuid4().hex  # a placeholder no value of the plan can equal
     doc = []
     for i, p in enumerate(plans):
         data = p.to_dict(sample=sample)
         sample_rows = data.pop("sample")
-        data["rows"] = [_marker(i)] if p.total else []
+        data["rows"] = [f"{token}:{i}"] if p.total else []
         data["sample"] = sample_rows
         doc.append(data)
     text = json.dumps({"plans": doc}, indent=2, default=str)
@@ -52,27 +54,13 @@ def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int) -> Non
             if n:
                 fh.write("\n")
             stripped = line.lstrip(" ")
-            index = _marker_index(stripped)
-            if index is None:
+            if not stripped.startswith(f'"{token}:'):
                 fh.write(line)
                 continue
             pad = line[: len(line) - len(stripped)]
-            for r, row in enumerate(plans[index].rows()):
+            for r, row in enumerate(plans[int(stripped[len(token) + 2 : -1])].rows()):
                 fh.write((",\n" if r else "") + pad)
                 fh.write(json.dumps(row, indent=2, default=str).replace("\n", "\n" + pad))
-
-
-_MARKER = "__dbt_stripe_sync_rows_{}__"
-
-
-def _marker(index: int) -> str:
-    return _MARKER.format(index)
-
-
-def _marker_index(stripped_line: str) -> int | None:
-    if not (stripped_line.startswith('"__dbt_stripe_sync_rows_') and stripped_line.endswith('__"')):
-        return None
-    return int(stripped_line[len('"__dbt_stripe_sync_rows_') : -len('__"')])
 
 
 def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
