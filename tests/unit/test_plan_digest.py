@@ -107,3 +107,11 @@ def test_a_digest_keeps_only_counts_and_the_sample_unless_asked():
         digest.to_dict(sample=None)
     with pytest.raises(ValueError, match="sample of 1"):
         digest.to_dict(sample=5)
+
+
+def test_natural_key_of_digit_only_and_unicode_digit_keys():
+    from dbt_stripe_sync.plan_view import natural_key
+
+    assert natural_key("0042") == ((0, 42, ""),)  # the no-regex path for plain numbers
+    keys = ["10", "2", "²", "row10", "row2", "٣"]  # '²' is a digit to str.isdigit, not a number to int
+    assert sorted(keys, key=natural_key) == ["2", "٣", "10", "row2", "row10", "²"]
