@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from dbt_stripe_sync import adoption
 from dbt_stripe_sync import ledger as L
@@ -34,21 +35,28 @@ def bind(
     store: StateStore | None,
     model_relation: str,
     lookups: Lookups,
+    once: dict[str, Any] | None = None,
 ) -> Lookups:
+    """`once`: when `diff` is one chunk of a sync, a dict kept across its chunks, so what concerns the
+    whole sync (is its ledger empty, the scan for tagged objects) is asked once, not per chunk."""
+    once = {} if once is None else once
     unbound = [r for r in diff.rows if _unbound(r)]
     adopted: dict[str, dict] = {}
     calls = 0
     matched_on_email = config.match is not None and config.match.field == "email"
-    ledger_empty = store is None or store.count_rows(config.name) == 0
+    if "ledger_empty" not in once:
+        once["ledger_empty"] = store is None or store.count_rows(config.name) == 0
+    ledger_empty = once["ledger_empty"]
     # Rows matched on email or on a Stripe ID column find their object that way; every other row
     # was bound only by the ledger, so without it the tag is the only way back to the object.
     matched_on_id = config.match is not None and config.match.field == "id" and bool(config.match.column)
     if gw is not None and unbound and ledger_empty and not matched_on_email and not matched_on_id:
-        before = gw.stats.for_scope(config.name).requests
-        with gw.scope(config.name):
-            tagged = adoption.scan(gw, adapter, config.name)
-        calls = gw.stats.for_scope(config.name).requests - before
-        adopted = adoption.adopt_by_key(adapter.name, tagged, config.name, [r.key for r in unbound])
+        if "tagged" not in once:
+            before = gw.stats.for_scope(config.name).requests
+            with gw.scope(config.name):
+                once["tagged"] = adoption.scan(gw, adapter, config.name)
+            calls = gw.stats.for_scope(config.name).requests - before
+        adopted = adoption.adopt_by_key(adapter.name, once["tagged"], config.name, [r.key for r in unbound])
 
     matched: set[str] = set()
     if matched_on_email:

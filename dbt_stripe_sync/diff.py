@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.errors import SyncAborted
-from dbt_stripe_sync.ledger import LedgerEntry, entry_from_row
+from dbt_stripe_sync.ledger import LEDGER_COLUMNS, LedgerEntry
 from dbt_stripe_sync.warehouse import Warehouse
 
 
@@ -55,9 +56,71 @@ def run_diff(
     retry_rejected: bool,
 ) -> DiffResult:
     _check_keys(wh, config, model_relation)
+    sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, None)
+    names, rows = wh.query(sql)
+    read = _RowReader(config, names)
+    out = [read(row) for row in rows]
+    return DiffResult(rows=out, model_rows=model_row_count(wh, model_relation))
+
+
+CHUNK_ROWS = 5_000  # diff rows read, matched and planned at a time by `plan`
+
+
+@dataclass(frozen=True)
+class DiffStream:
+    """The diff of one sync read in chunks (`plan`): only one chunk is held at a time, and the warehouse
+    does not sort it (rows come in no particular order). Every row still in the model (`present`)
+    comes before any row that left it (`deleted`, read only when `present` is exhausted)."""
+
+    model_rows: int
+    present: Iterator[list[DiffRow]]
+    deleted: Iterator[list[DiffRow]]
+
+
+def stream_diff(
+    wh: Warehouse,
+    config: SyncConfig,
+    model_relation: str,
+    ledger_relation: str,
+    *,
+    include_deletes: bool,
+    retry_rejected: bool,
+    chunk_rows: int | None = None,
+) -> DiffStream:
+    """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time."""
+    size = chunk_rows or CHUNK_ROWS
+    _check_keys(wh, config, model_relation)
+    model_rows = model_row_count(wh, model_relation)
+    args = (wh, config, model_relation, ledger_relation, include_deletes, retry_rejected)
+
+    def chunks(part: str) -> Iterator[list[DiffRow]]:
+        read: _RowReader | None = None
+        for names, rows in wh.stream(_diff_sql(*args, part), size):
+            read = read or _RowReader(config, names)
+            yield [read(row) for row in rows]
+
+    return DiffStream(model_rows, chunks("present"), chunks("deleted") if include_deletes else iter(()))
+
+
+def model_row_count(wh: Warehouse, model_relation: str) -> int:
+    _, count = wh.query(wh.macro("count_sql", model_relation=model_relation))
+    return int(count[0][0])
+
+
+def _diff_sql(
+    wh: Warehouse,
+    config: SyncConfig,
+    model_relation: str,
+    ledger_relation: str,
+    include_deletes: bool,
+    retry_rejected: bool,
+    part: str | None,
+) -> str:
     columns = config.columns()
-    sync_refs = [r for r in config.references if r.sync]
-    sql = wh.macro(
+    kwargs: dict[str, Any] = {}
+    if part is not None:  # passed only when wanted: a project's own override may predate the argument
+        kwargs["part"] = part
+    return wh.macro(
         "diff_sql",
         model_relation=model_relation,
         ledger_relation=ledger_relation,
@@ -65,28 +128,40 @@ def run_diff(
         key_column=config.primary_key,
         columns=columns,
         fingerprint=fingerprint(config),
-        references=[{"sync": r.sync, "column": r.column} for r in sync_refs],
+        references=[{"sync": r.sync, "column": r.column} for r in config.references if r.sync],
         include_deletes=include_deletes,
         retry_rejected=retry_rejected,
         account=_account_sql(config, columns),
+        **kwargs,
     )
-    names, rows = wh.query(sql)
-    index = {n.lower(): i for i, n in enumerate(names)}
-    out: list[DiffRow] = []
-    for row in rows:
-        change = row[index["_dss_change"]]
-        out.append(
-            DiffRow(
-                key=row[index["_dss_key"]],
-                change=change,
-                row_hash=row[index["_dss_hash"]],
-                values={} if change == "deleted" else {c: row[index[f"c{i}"]] for i, c in enumerate(columns)},
-                refs={r.target: row[index[f"r{i}"]] for i, r in enumerate(sync_refs)},
-                ledger=entry_from_row(names, row, prefix="_l_"),
-            )
+
+
+class _RowReader:
+    """Turns result rows of the diff SQL into DiffRows; column positions are worked out once."""
+
+    def __init__(self, config: SyncConfig, names: Sequence[str]) -> None:
+        index = {n.lower(): i for i, n in enumerate(names)}
+        self.key = index["_dss_key"]
+        self.change = index["_dss_change"]
+        self.hash = index["_dss_hash"]
+        self.values = [(c, index[f"c{i}"]) for i, c in enumerate(config.columns())]
+        self.refs = [(r.target, index[f"r{i}"]) for i, r in enumerate(r for r in config.references if r.sync)]
+        self.ledger = [(c, index.get(f"_l_{c}")) for c in LEDGER_COLUMNS]
+        self.ledger_key = index["_l_source_key"]
+
+    def __call__(self, row: Sequence[Any]) -> DiffRow:
+        change = row[self.change]
+        entry = None
+        if row[self.ledger_key] is not None:
+            entry = LedgerEntry(**{c: None if i is None else row[i] for c, i in self.ledger})
+        return DiffRow(
+            key=row[self.key],
+            change=change,
+            row_hash=row[self.hash],
+            values={} if change == "deleted" else {c: row[i] for c, i in self.values},
+            refs={target: row[i] for target, i in self.refs},
+            ledger=entry,
         )
-    _, count = wh.query(wh.macro("count_sql", model_relation=model_relation))
-    return DiffResult(rows=out, model_rows=int(count[0][0]))
 
 
 def _account_sql(config: SyncConfig, columns: list[str]) -> dict[str, Any]:

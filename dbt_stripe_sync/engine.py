@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -31,7 +30,15 @@ from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
-from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
+from dbt_stripe_sync.plan_digest import Keep, PlanDigest
+from dbt_stripe_sync.plan_report import (
+    creates_needed,
+    plan_summaries,
+    still_rejected,
+    upcoming_creates,
+    write_whole_plan,
+)
+from dbt_stripe_sync.plan_stream import stream_plan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
@@ -78,12 +85,16 @@ class Prepared:
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
-    code, _ = perform(inv, out)
+    code, _ = perform(inv, out, keep_rows=False)  # the CLI: nobody reads the report's planned rows
     return code
 
 
-def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport | None]:
-    """Run one command; the exit code and, for run and plan, the run report (the Python API's value)."""
+def perform(
+    inv: Invocation, out: TextIO | None = None, *, keep_rows: bool = True
+) -> tuple[int, RunReport | None]:
+    """Run one command; the exit code and, for run and plan, the run report (the Python API's value).
+    `keep_rows=False`: a plan's report carries no rows (`plans` empty), so `plan` keeps only counts
+    and a sample in memory (plus every row on disk for --output)."""
     out = out or sys.stdout
     started = utcnow()
     prepared = prepare(inv, out)
@@ -98,7 +109,7 @@ def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport 
         gateway = _gateway(prepared.settings, prepared.wh.target.name)
         with progress_display(inv.progress) as progress:
             if inv.command == "plan":
-                report = _plan(inv, prepared, gateway, out, started, progress)
+                report = _plan(inv, prepared, gateway, out, started, progress, keep_rows)
             else:
                 report = _run(prepared, gateway, out, started, progress)
     finally:
@@ -256,31 +267,63 @@ def _gateway(settings: Settings, target_name: str) -> StripeGateway:
 
 # ---- plan -------------------------------------------------------------------------------------
 def _plan(
-    inv: Invocation, prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress
+    inv: Invocation,
+    prep: Prepared,
+    gw: StripeGateway,
+    out: TextIO,
+    started: Any,
+    progress: Progress,
+    keep_rows: bool = True,
 ) -> RunReport:
+    """Plan every selected sync, keeping of each only a digest (plan_digest.py): every row only for
+    --output or when the caller wants the report's rows (`keep_rows`, the Python API)."""
     store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
     exists = store.exists()
     ledger_relation = store.readable_sql() if exists else store.empty_ledger_sql()
-    plans: list[SyncPlan] = []
+    plans: list[PlanDigest] = []
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)
-    for config in prep.configs:
-        # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
-        upcoming = upcoming_creates(plans)
-        plan = _make_plan(prep, config, gw, store if exists else None, ledger_relation, progress, upcoming)
-        if inv.against == "stripe":
-            with progress.phase(f"{config.model}: reading the current Stripe objects"):
-                plan = against_stripe(gw, plan)
-        plans.append(plan)
-    print_plan(out, plans, sample=inv.sample)
-    for s in prep.skipped:
-        out.write(f"\n{s.model}: {s.message}\n")
-    if inv.output:
-        with open(inv.output, "w", encoding="utf-8") as fh:
-            json.dump(whole_plan(plans, inv.sample), fh, indent=2, default=str)
-        out.write(f"\nPlan written to {inv.output}\n")
-    summaries = [*prep.skipped, *plan_summaries(plans)]
-    return build_report("plan", started, utcnow(), summaries, [p.to_dict(sample=None) for p in plans])
+    try:
+        for i, config in enumerate(prep.configs):
+            # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
+            upcoming = upcoming_creates(plans)
+            keep = Keep(inv.sample, bool(inv.output) or keep_rows, keep_rows, creates_needed(prep.configs, i))
+            state = store if exists else None
+            plans.append(_plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming))
+        print_plan(out, plans, sample=inv.sample)
+        for s in prep.skipped:
+            out.write(f"\n{s.model}: {s.message}\n")
+        if inv.output:
+            write_whole_plan(inv.output, plans, inv.sample)
+            out.write(f"\nPlan written to {inv.output}\n")
+        summaries = [*prep.skipped, *plan_summaries(plans)]
+        rows = [p.to_dict(sample=None) for p in plans] if keep_rows else []
+        return build_report("plan", started, utcnow(), summaries, rows)
+    finally:
+        for p in plans:
+            p.close()
+
+
+def _plan_one(
+    inv: Invocation,
+    prep: Prepared,
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    progress: Progress,
+    keep: Keep,
+    upcoming: Any,
+) -> PlanDigest:
+    """A platform sync is planned chunk by chunk (plan_stream.py); a Connect sync, or one compared
+    with Stripe's current objects, is planned whole as `run` plans it."""
+    if config.account is None and inv.against != "stripe":
+        return stream_plan(prep, config, gw, store, ledger_relation, progress, keep, upcoming)
+    plan = _make_plan(prep, config, gw, store, ledger_relation, progress, upcoming)
+    if inv.against == "stripe":
+        with progress.phase(f"{config.model}: reading the current Stripe objects"):
+            plan = against_stripe(gw, plan)
+    return PlanDigest.of(plan, keep)
 
 
 def _make_plan(

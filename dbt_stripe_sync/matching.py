@@ -36,21 +36,34 @@ class CustomerDirectory:
     def __init__(self) -> None:
         self._known: dict[str, list[dict]] = {}  # email -> customers, oldest first ([] = none)
         self._whole_account = False
+        self._paged = False  # a chunk of this sync paged without reaching the account's end
 
-    def find(self, gw: StripeGateway, emails: Iterable[str]) -> dict[str, list[dict]]:
+    def find(
+        self, gw: StripeGateway, emails: Iterable[str], *, more_coming: bool = False
+    ) -> dict[str, list[dict]]:
+        """`more_coming`: one chunk of a sync planned in chunks, with more chunks to come."""
         wanted = {e for e in emails if e}
         missing = [] if self._whole_account else [e for e in wanted if e not in self._known]
         if missing:
-            result = search_by_email(gw, missing)
+            result = search_by_email(gw, missing, more_coming=more_coming, page=not self._paged)
+            self._paged = self._paged or (more_coming and result.everyone is None)
             if result.everyone is not None:  # slim entries for the whole account ...
                 self._known.update(result.everyone)
                 self._whole_account = True
-            self._known.update(result.found)  # ... and whole objects for the emails wanted
+            # ... and whole objects for the emails wanted; an absence need not be kept once the whole
+            # account is known (a first sync of a million rows would keep a million of them)
+            found = result.found.items()
+            self._known.update((e, c) for e, c in found if c or not self._whole_account)
         return {e: list(self._known.get(e, [])) for e in sorted(wanted)}
 
     def forget_absences(self) -> None:
         self._known = {e: found for e, found in self._known.items() if found}
         self._whole_account = False
+        self._paged = False
+
+    def chunks_done(self) -> None:
+        """The sync planned in chunks is planned: the next sync may page again."""
+        self._paged = False
 
 
 _DIRECTORIES: weakref.WeakKeyDictionary[StripeGateway, dict[str | None, CustomerDirectory]] = (
@@ -138,9 +151,16 @@ def gather(
     gw: StripeGateway | None,
     store: StateStore | None,
     account: str | None = None,
+    *,
+    forget_absences: bool = True,
+    more_coming: bool = False,
 ) -> Lookups:
     """Look-ups for the rows of `diff`, all inside `account` (Stripe Connect; None: the platform). The
-    caller makes the gateway act for that account (`gw.acting_for`)."""
+    caller makes the gateway act for that account (`gw.acting_for`).
+
+    `forget_absences=False` when `diff` is one chunk of a sync planned chunk by chunk: the directory
+    keeps what it learnt (a listing of the whole account answers the next chunks with no call), and
+    the caller forgets the absences once the sync is planned; `more_coming` when more chunks follow."""
     from dbt_stripe_sync.stripe_objects import adapter_for
 
     to_match = match_emails(config, diff)
@@ -155,10 +175,10 @@ def gather(
     directory = directory_for(gw, account)
     before = gw.stats.for_scope(config.name).requests
     with gw.scope(config.name):
-        found = directory.find(gw, emails) if emails else {}
+        found = directory.find(gw, emails, more_coming=more_coming) if emails else {}
         existing = adapter_for(config.object).existing_ids(gw, ids) if ids else None
     calls = gw.stats.for_scope(config.name).requests - before
-    if config.object == "customer":
+    if config.object == "customer" and forget_absences:
         directory.forget_absences()  # this sync may create customers: "none with this email" expires
     claimed: dict[str, str] = {}
     if found and store is not None and config.object == "customer" and store.exists():

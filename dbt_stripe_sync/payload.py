@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -179,6 +179,19 @@ def coerce(value: Any, spec: ParamSpec | None) -> Any:
                 errors.append(str(exc))
         raise CoercionError(" or ".join(dict.fromkeys(errors)))
     return stable_string(value)
+
+
+def converter(object_name: str, path: str) -> Callable[[Any], Any]:
+    """`coerce` for one field path with everything that depends only on the path decided once: the
+    parameter type is looked up here, not per row, and a string field (most of them) takes a fast path."""
+    spec = field_spec(object_name, path)
+    if spec is not None and spec.kind == "string":
+        return _to_string
+    return lambda value: coerce(value, spec)
+
+
+def _to_string(value: Any) -> Any:
+    return value if type(value) is str else stable_string(value)
 
 
 # ---- nesting and diffs -------------------------------------------------------------------------

@@ -3,34 +3,31 @@ earlier syncs of the plan will create (so a chained `sync:` reference is planned
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.plan import SyncPlan, Upcoming
+from dbt_stripe_sync.plan import Upcoming
+from dbt_stripe_sync.plan_digest import PlanDigest
 from dbt_stripe_sync.plan_view import natural_key
 from dbt_stripe_sync.report import SyncSummary
 
 
-def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
-    """What the plans' creates (and tag bindings) will make, per account (None: the platform); the
-    result is the platform's view, `in_account` gives a connected account's."""
+def upcoming_creates(plans: Sequence[PlanDigest]) -> Upcoming:
+    """What earlier plans will create (or bind by tag), per account (None: the platform); the result
+    is the platform's view, `in_account` gives a connected account's. Each plan kept them when a later
+    sync references it (`keep.creates`)."""
     keys: dict[str | None, dict[str, dict[str, str]]] = {}
     emails: dict[str | None, dict[str, str]] = {}
     for plan in plans:
         model = plan.config.model
-        for c in plan.changes:
-            if c.action == "create":
-                will_be = f"(after {model} row {c.key} is created)"
-            elif c.action == "adopt" and c.stripe_id:  # bound by the run before later syncs plan
-                will_be = c.stripe_id
-            else:
-                continue
-            keys.setdefault(c.account, {}).setdefault(model, {})[c.key] = will_be
-            email = c.params.get("email") if plan.config.object == "customer" else None
-            if email and c.action == "create":
-                emails.setdefault(c.account, {}).setdefault(str(email), f"{model} row {c.key}")
+        for account, key, will_be in plan.created():
+            keys.setdefault(account, {}).setdefault(model, {})[key] = will_be
+        for (account, email), key in plan.created_emails().items():
+            emails.setdefault(account, {}).setdefault(email, f"{model} row {key}")
     views = {
         account: Upcoming(keys=keys.get(account, {}), emails=emails.get(account, {}))
         for account in {*keys, *emails}
@@ -39,25 +36,48 @@ def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
     return Upcoming(keys=platform.keys, emails=platform.emails, accounts=views)
 
 
-def whole_plan(plans: Sequence[SyncPlan], sample: int) -> dict[str, Any]:
-    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed."""
-    out = []
-    for p in plans:
-        data = p.to_dict(sample=None)
-        data["sample"] = p.to_dict(sample=sample)["sample"]
-        out.append(data)
-    return {"plans": out}
+def creates_needed(configs: Sequence[SyncConfig], index: int) -> bool:
+    """Whether a later sync of the plan references the rows `configs[index]` creates."""
+    config = configs[index]
+    for later in configs[index + 1 :]:
+        for ref in later.references:
+            if ref.sync == config.model or (ref.by == "email" and config.object == "customer"):
+                return True
+    return False
 
 
-def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
+def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int) -> None:
+    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed, written row by
+    row — the text `json.dump(..., indent=2, default=str)` gives for the whole plan held at once."""
+    token = uuid.uuid4().hex  # a placeholder no value of the plan can equal
+    doc = []
+    for i, p in enumerate(plans):
+        data = p.to_dict(sample=sample)
+        sample_rows = data.pop("sample")
+        data["rows"] = [f"{token}:{i}"] if p.total else []
+        data["sample"] = sample_rows
+        doc.append(data)
+    text = json.dumps({"plans": doc}, indent=2, default=str)
+    with open(path, "w", encoding="utf-8") as fh:
+        for n, line in enumerate(text.split("\n")):
+            if n:
+                fh.write("\n")
+            stripped = line.lstrip(" ")
+            if not stripped.startswith(f'"{token}:'):
+                fh.write(line)
+                continue
+            pad = line[: len(line) - len(stripped)]
+            for r, row in enumerate(plans[int(stripped[len(token) + 2 : -1])].rows()):
+                fh.write((",\n" if r else "") + pad)
+                fh.write(json.dumps(row, indent=2, default=str).replace("\n", "\n" + pad))
+
+
+def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
     """The predicted outcome of each plan, in the run report's terms."""
     summaries = []
     for p in plans:
         c = p.counts()
-        rejects = sorted(
-            (ch for ch in p.changes if ch.action == "reject"), key=lambda ch: natural_key(ch.key)
-        )
-        status = "blocked" if p.blocked else "partial" if rejects else "success"
+        status = "blocked" if p.blocked else "partial" if c["reject"] else "success"
         summaries.append(
             SyncSummary(
                 p.config.model,
@@ -73,7 +93,7 @@ def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
                 },
                 unchanged=p.unchanged,
                 message=p.blocked,
-                rejected_rows=[(ch.key, ch.reason or "") for ch in rejects],
+                rejected_rows=p.rejected_rows(),
             )
         )
     return summaries

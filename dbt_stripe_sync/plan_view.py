@@ -11,8 +11,10 @@ _NUMBER = re.compile(r"(\d+)")
 
 def natural_key(key: str) -> tuple[Any, ...]:
     """Sort key putting `2` before `10` and `row2` before `row10` (text otherwise)."""
+    if key.isascii() and key.isdigit():  # the common key, sorted for every planned row: no regex
+        return ((0, int(key), ""),)
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in _NUMBER.split(key) if part
+        (0, int(part), "") if part.isdecimal() else (1, 0, part) for part in _NUMBER.split(key) if part
     )
 
 

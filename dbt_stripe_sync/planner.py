@@ -7,7 +7,7 @@ means a dry run is exactly the plan that a real run would apply.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.adoption import values_in
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
-from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, coerce, field_spec, from_json
+from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, converter, from_json
 from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.row_checks import row_problems
 from dbt_stripe_sync.settings import Settings
@@ -54,16 +54,18 @@ def map_row(
     """The flat payload of a row, and the reasons it cannot be sent (empty when it can)."""
     flat: dict[str, Any] = {}
     problems: list[str] = []
-    for mapping in config.fields:
-        value = row.values.get(mapping.column)
+    clear = config.on_null == "clear"
+    values = row.values
+    for path, column, convert in _fields_of(config):
+        value = values.get(column)
         if value is None:
-            if config.on_null == "clear":
-                flat[mapping.path] = CLEAR
+            if clear:
+                flat[path] = CLEAR
             continue
         try:
-            flat[mapping.path] = coerce(value, field_spec(config.object, mapping.path))
+            flat[path] = convert(value)
         except CoercionError as exc:
-            problems.append(f"column `{mapping.column}` -> {mapping.path}: {exc}")
+            problems.append(f"column `{column}` -> {path}: {exc}")
     for ref in config.references:
         value = row.values.get(ref.column)
         if value is None:
@@ -88,6 +90,20 @@ def map_row(
             stripe_id = found[0]["id"]
         flat[ref.target] = stripe_id
     return flat, problems
+
+
+_FIELDS: dict[int, tuple[SyncConfig, list[tuple[str, str, Callable[[Any], Any]]]]] = {}
+
+
+def _fields_of(config: SyncConfig) -> list[tuple[str, str, Callable[[Any], Any]]]:
+    """(path, column, converter) per mapped field, worked out once per config (payload.converter)."""
+    known = _FIELDS.get(id(config))
+    if known is None or known[0] is not config:
+        known = _FIELDS[id(config)] = (
+            config,
+            [(f.path, f.column, converter(config.object, f.path)) for f in config.fields],
+        )
+    return known[1]
 
 
 def _match_value(config: SyncConfig, row: DiffRow) -> str | None:

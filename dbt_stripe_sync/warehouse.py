@@ -157,6 +157,36 @@ class Warehouse:
         rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
         return names, rows
 
+    def stream(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
+        """Run a query and yield (column names, up to `chunk_rows` rows) until its rows run out, so that
+        a large result is never held whole. The query runs on a cursor of its own, so other queries
+        may run between chunks. PostgreSQL reads through a server-side cursor (its default cursor
+        would hold every row in the client)."""
+        conns = self._adapter.connections
+        connection = conns.get_thread_connection()
+        server_side = self.target.adapter_type in ("postgres", "redshift")
+        if server_side and not connection.transaction_open:  # a server-side cursor lives in a transaction
+            conns.begin()
+        if server_side:  # psycopg2: a named cursor lives on the server
+            cursor = connection.handle.cursor(name=f"dss_stream_{id(self):x}")
+            cursor.itersize = chunk_rows
+        else:
+            cursor = connection.handle.cursor()
+            if self.target.adapter_type == "duckdb":  # dbt-duckdb hands out one shared cursor
+                cursor = getattr(cursor, "_cursor", cursor).cursor()  # a sibling on the same database
+        try:
+            cursor.execute(sql)
+            names: list[str] = []
+            while True:
+                rows = cursor.fetchmany(chunk_rows)
+                if not names and cursor.description:
+                    names = [d[0] for d in cursor.description]
+                if not rows:
+                    break
+                yield names, [tuple(r) for r in rows]
+        finally:
+            cursor.close()
+
     def execute(self, sql: str, bindings: Sequence[Any] | None = None) -> None:
         self._adapter.connections.add_query(sql, bindings=bindings or None, abridge_sql_log=True)
 

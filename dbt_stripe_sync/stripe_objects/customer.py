@@ -33,7 +33,9 @@ def find_by_email(gw: StripeGateway, emails: Iterable[str]) -> dict[str, list[di
     return search_by_email(gw, emails).found
 
 
-def search_by_email(gw: StripeGateway, emails: Iterable[str]) -> EmailSearch:
+def search_by_email(
+    gw: StripeGateway, emails: Iterable[str], *, more_coming: bool = False, page: bool = True
+) -> EmailSearch:
     """Stripe customers per email, oldest first, in at most N + 1 list calls for N emails.
 
     Listing by email costs a call per address; paging through every customer costs a call per 100
@@ -43,6 +45,10 @@ def search_by_email(gw: StripeGateway, emails: Iterable[str]) -> EmailSearch:
     never exceeds N + 1 calls (`pages + N - found <= N + 1`). A 1-email look-up goes straight to the
     email filter (1 call). Never search: it is eventually consistent and would miss customers created
     moments ago.
+
+    A plan read in chunks looks up each chunk's emails: `more_coming` says later chunks have emails too
+    (so paging may pay even for one email here), `page=False` that an earlier chunk paged without
+    reaching the end (so these go straight to the email filter); the whole sync stays within N + 1.
     """
     wanted = sorted({e for e in emails if e})
     found: dict[str, list[dict]] = {e: [] for e in wanted}
@@ -50,10 +56,10 @@ def search_by_email(gw: StripeGateway, emails: Iterable[str]) -> EmailSearch:
         return EmailSearch(found, None)
     everyone: dict[str, list[dict]] = {}
     complete = False
-    if len(wanted) > 1:
+    if (len(wanted) > 1 or more_coming) and page:
         pages, hits = 0, 0
         starting_after = None
-        while pages <= hits and len(wanted) - hits > 1:
+        while pages <= hits and (len(wanted) - hits > 1 or more_coming):
             params: dict = {"limit": 100}
             if starting_after:
                 params["starting_after"] = starting_after

@@ -1,0 +1,163 @@
+"""`plan` of one sync in flat memory: the diff is read in chunks, each chunk matched and planned, and
+only a digest (counts, a sample, what the caller asked to keep) stays behind.
+
+Each change is planned exactly as `planner.build_plan` plans it for the whole diff (the same
+`_plan_row` / `_plan_delete` / `_rekey`), and the outcome does not depend on the order rows come in,
+so the warehouse streams the diff unsorted (sorting a million wide rows is what held the memory):
+- every row still in the model is planned before any deleted row (two queries: `present`, then
+  `deleted`), so the re-keys a delete consults are all known;
+- a match email carried by more than one row of the model (found in SQL, `repeated_values_sql`)
+  is the only one the planner must remember; rows with such an email are set aside and planned last,
+  in key order, so the first of them keeps the email and the others are rejected, as before;
+- the customer directory's look-ups: the account is listed at most once for the sync, and its
+  absences are forgotten once the sync is planned (as `gather` does for a whole diff);
+- `bind`'s per-sync questions (is the ledger empty, the scan for tagged objects), asked once.
+The delete guard needs only counts: deletes planned, rows in the model, live objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from dbt_stripe_sync import diff as D
+from dbt_stripe_sync import ledger as L
+from dbt_stripe_sync.binding import bind
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
+from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
+from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.ledger import StateStore
+from dbt_stripe_sync.matching import directory_for, gather
+from dbt_stripe_sync.plan import Change, Upcoming
+from dbt_stripe_sync.plan_digest import Keep, PlanDigest
+from dbt_stripe_sync.planner import Lookups, _delete_guard, _match_value, _plan_delete, _plan_row, _rekey
+from dbt_stripe_sync.progress import Progress
+from dbt_stripe_sync.stripe_objects import adapter_for
+from dbt_stripe_sync.warehouse import Warehouse
+
+
+def stream_plan(
+    prep: Any,  # engine.Prepared
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    progress: Progress,
+    keep: Keep,
+    upcoming: Upcoming | None = None,
+) -> PlanDigest:
+    """The digest of what `run` would do for `config` (a platform sync; Connect syncs are planned
+    whole, per account), as engine._make_plan + build_plan would plan it."""
+    relation = prep.relations[config.model]
+    refresh = prep.full_refresh and store is not None
+    with progress.phase(f"{config.model}: diff in the warehouse"):
+        stream = stream_diff(
+            prep.wh,
+            config,
+            relation,
+            refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
+            include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
+            retry_rejected=prep.settings.retry_rejected,
+        )
+        # before the stream is read: an embedded warehouse reuses this query's memory for the stream
+        repeated = repeated_match_values(prep.wh, config, relation)
+    adapter = adapter_for(config.object)
+    live = store.count_live(config.name) if store is not None else 0
+    token = "plan" if prep.full_refresh else None
+    digest = PlanDigest(config, keep)
+    seen_match = _OnlyRepeated(repeated)
+    rekeyed: dict[str, tuple[str, str]] = {}
+    once: dict[str, Any] = {}
+    calls = changed_rows = 0
+
+    def lookups_for(rows: list[DiffRow], more_coming: bool) -> Lookups:
+        nonlocal calls
+        part = DiffResult(rows=rows, model_rows=stream.model_rows)
+        found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
+        found = bind(config, adapter, part, gw, store, relation, found, once)
+        calls += found.calls
+        return found
+
+    def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
+        if not rows:
+            return []
+        lookups = lookups_for(rows, more_coming)
+        settings = prep.settings
+        return [
+            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming)
+            for row in rows
+        ]
+
+    set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
+    with progress.phase(f"{config.model}: matching and planning changed rows"):
+        for chunk, more in _with_more(stream.present):
+            changed_rows += len(chunk)
+            aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
+            now = [r for r, later in zip(chunk, aside, strict=True) if not later]
+            set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
+            digest.add(plan_rows(now, more or bool(set_aside)), PRESENT)
+            progress.advance(len(chunk))
+        set_aside.sort(key=lambda r: r.key)
+        size = D.CHUNK_ROWS
+        for start in range(0, len(set_aside), size):
+            more = start + size < len(set_aside)
+            digest.add(plan_rows(set_aside[start : start + size], more), PRESENT)
+        left: set[str] = set()  # old keys of re-keys whose rows left the model
+        olds = {old for old, _ in rekeyed.values()}  # every row still in the model is planned
+        for chunk in stream.deleted:
+            left.update(row.key for row in chunk if row.key in olds)
+            digest.add((_plan_delete(config, adapter, row, rekeyed) for row in chunk), DELETED)
+            progress.advance(len(chunk))
+    # a re-keyed row whose old key is not in the diff (delete: nothing) is retired all the same
+    retired = [_rekey(config, old, new, sid, None) for sid, (old, new) in rekeyed.items() if old not in left]
+    digest.add(retired, RETIRED)
+    directory_for(gw).chunks_done()
+    if config.object == "customer":  # this sync may create customers: "none with this email" expires
+        directory_for(gw).forget_absences()
+    model_rows = stream.model_rows
+    guard = _delete_guard(config, prep.settings, digest.count("delete"), model_rows, live)
+    digest.finish(model_rows, live, max(model_rows - changed_rows, 0), guard, ())
+    digest.lookup_calls = calls
+    return digest
+
+
+# The parts of a plan in the order build_plan lists them (a tie in natural key order keeps it).
+PRESENT, DELETED, RETIRED = 0, 1, 2
+
+
+def _with_more(chunks: Iterator[list[DiffRow]]) -> Iterator[tuple[list[DiffRow], bool]]:
+    """Each chunk, and whether another one follows (read one chunk ahead)."""
+    current = next(chunks, None)
+    while current is not None:
+        following = next(chunks, None)
+        yield current, following is not None
+        current = following
+
+
+def repeated_match_values(wh: Warehouse, config: SyncConfig, relation: str) -> frozenset[str]:
+    """Match emails that more than one row of the model carries: the only ones the planner must
+    remember across rows (a second row with one is rejected). Found in SQL, not by holding every email."""
+    if config.match is None or config.match.field != "email" or not config.match.column:
+        return frozenset()
+    _, rows = wh.query(wh.macro("repeated_values_sql", model_relation=relation, column=config.match.column))
+    return frozenset(str(v) for (v,) in rows)
+
+
+def _unbound(row: DiffRow) -> bool:
+    """A row not yet tied to a Stripe object: only such a row is matched (and remembers its email)."""
+    entry = row.ledger
+    return entry is None or not entry.stripe_id or entry.status == L.DELETED
+
+
+class _OnlyRepeated(dict):  # type: ignore[type-arg]
+    """build_plan's `seen_match` that remembers only values known to repeat: a value seen once is never
+    looked up again, so forgetting it changes no outcome."""
+
+    def __init__(self, repeated: frozenset[str]) -> None:
+        super().__init__()
+        self.repeated = repeated
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if key in self.repeated:
+            super().__setitem__(key, value)

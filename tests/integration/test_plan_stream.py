@@ -1,0 +1,73 @@
+"""`plan` streams the diff in chunks (issue #10) and plans exactly what the whole-diff planner plans:
+same terminal text, same --output JSON, same Python API report, same Stripe reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dbt_stripe_sync
+from dbt_stripe_sync import engine
+from dbt_stripe_sync.plan_digest import PlanDigest
+
+pytestmark = pytest.mark.timeout(300)
+SEL = ("-s", "stripe_customers")
+
+
+def _whole(prep, config, gw, store, ledger_relation, progress, keep, upcoming):
+    """The reference: the sync planned whole, as `run` plans it (engine._make_plan + build_plan)."""
+    return PlanDigest.of(
+        engine._make_plan(prep, config, gw, store, ledger_relation, progress, upcoming), keep
+    )
+
+
+def _api_plan(monkeypatch, project):
+    with monkeypatch.context() as m:
+        for name, value in project.env.items():
+            m.setenv(name, value)
+        m.setenv("DBT_PROFILES_DIR", str(project.path))
+        return dbt_stripe_sync.plan(project.path, select="stripe_customers")
+
+
+def _plan(project, tmp_path, name: str):
+    emu = project.emulator
+    emu.clear_requests()
+    out = tmp_path / f"{name}.json"
+    result = project.sync("plan", *SEL, "--output", str(out), "--sample", "2")
+    assert result.returncode == 1, result.stdout + result.stderr  # rejects are predicted: exit 1
+    text = result.stdout.replace(str(out), "PLAN.json")
+    return text, out.read_text(), [(r["method"], r["path"]) for r in emu.requests()]
+
+
+def test_streamed_plan_in_chunks_equals_the_whole_plan(dbt_project, tmp_path, monkeypatch):
+    assert dbt_project.sync(*SEL).returncode == 0  # 5 customers synced
+    rows = dbt_project.read_seed("raw_customers")
+    grace = rows.pop(1)  # key 2 leaves the model ...
+    rows[0]["city"] = "Paris"  # key 1 changes
+    new = [
+        {**grace, "user_id": "12"},  # ... and key 12 takes over its customer by email: a re-key
+        {**rows[3], "user_id": "6", "email": "twin@example.com"},
+        {**rows[3], "user_id": "7", "email": "twin@example.com"},  # a repeated match email: rejected
+        {**rows[3], "user_id": "8", "email": "not-an-email"},  # rejected before any call
+        *({**rows[3], "user_id": str(n), "email": f"user{n}@example.com"} for n in (9, 10, 11)),
+    ]
+    dbt_project.write_seed("raw_customers", rows + new)
+    dbt_project.build()
+
+    monkeypatch.setattr("dbt_stripe_sync.diff.CHUNK_ROWS", 2)  # many chunks, rows in no set order
+    streamed = _plan(dbt_project, tmp_path, "streamed")
+    api_streamed = _api_plan(monkeypatch, dbt_project)
+    monkeypatch.setattr(engine, "stream_plan", _whole)
+    whole = _plan(dbt_project, tmp_path, "whole")
+    api_whole = _api_plan(monkeypatch, dbt_project)
+
+    assert streamed == whole  # text, JSON byte for byte, and the same reads of Stripe
+    assert streamed[2] == [("GET", "/v1/customers")]  # the account listed once, not once per chunk
+    assert api_streamed.plans == api_whole.plans
+    (plan,) = json.loads(streamed[1])["plans"]
+    assert plan["counts"] | {"create": 4, "update": 2, "rekey": 1, "reject": 2} == plan["counts"]
+    by_key = {r["key"]: r for r in plan["rows"]}
+    assert by_key["2"]["action"] == "rekey" and by_key["12"]["action"] == "update"
+    assert "also the match value of row 6" in by_key["7"]["reason"]
+    assert [r["key"] for r in plan["rows"]] == ["1", "2", "6", "7", "8", "9", "10", "11", "12"]

@@ -1,0 +1,117 @@
+"""What `plan` keeps of a sync's plan (plan_digest.py): exactly what the whole SyncPlan shows."""
+
+from __future__ import annotations
+
+import json
+import random
+from decimal import Decimal
+
+import pytest
+
+from dbt_stripe_sync.config.loader import build
+from dbt_stripe_sync.diff import DiffResult, DiffRow
+from dbt_stripe_sync.ledger import LedgerEntry
+from dbt_stripe_sync.payload import to_json
+from dbt_stripe_sync.plan_digest import Keep, PlanDigest
+from dbt_stripe_sync.plan_report import write_whole_plan
+from dbt_stripe_sync.planner import Lookups, build_plan
+from dbt_stripe_sync.settings import Settings
+from dbt_stripe_sync.stripe_objects import adapter_for
+
+BLOCK = {
+    "object": "customer",
+    "mode": "upsert",
+    "primary_key": "id",
+    "match": {"field": "email", "column": "email"},
+    "fields": {"name": "name", "address.city": "city", "metadata.ltv": "ltv"},
+    "delete": "delete",
+}
+CONFIG = build("stripe_customers", "model.p.stripe_customers", BLOCK)
+
+
+def _row(key: str, change: str = "new", ledger: LedgerEntry | None = None, **values) -> DiffRow:
+    base = {"id": key, "email": f"u{key}@x.io", "name": f"User {key}", "city": "Oslo", "ltv": Decimal("1.50")}
+    base.update(values)
+    return DiffRow(key=key, change=change, row_hash=f"h{key}", values=base, refs={}, ledger=ledger)
+
+
+def _synced(key: str) -> LedgerEntry:
+    payload = {"name": f"User {key}", "address.city": "Oslo", "email": f"u{key}@x.io"}
+    return LedgerEntry("stripe_customers", key, "customer", f"cus_{key}", "old", to_json(payload), "synced")
+
+
+def _plan():
+    """Creates, updates, rejects and deletes under keys whose natural order is not their text order."""
+    rows = [_row(k) for k in ("10", "2", "1", "01", "33", "4")]
+    rows += [_row(k, "changed", _synced(k), city="Paris") for k in ("7", "12", "3")]
+    rows += [_row("9", email="not-an-email"), _row("11", email="u4@x.io")]  # two rejects
+    rows += [DiffRow(k, "deleted", None, {}, {}, _synced(k)) for k in ("5", "20")]
+    diff = DiffResult(rows=sorted(rows, key=lambda r: r.key), model_rows=40)  # as the diff SQL orders them
+    return build_plan(CONFIG, adapter_for("customer"), Settings(), diff, Lookups(), live_objects=40)
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def test_digest_shows_what_the_whole_plan_shows():
+    plan = _plan()
+    digest = PlanDigest.of(plan, Keep(sample=2, rows=True, rejects=True, creates=True))
+    try:
+        assert digest.to_dict(sample=2) == plan.to_dict(sample=2)
+        assert digest.to_dict(sample=1) == plan.to_dict(sample=1)
+        assert digest.to_dict(sample=None) == _as_json(plan.to_dict(sample=None))
+        assert digest.counts() == plan.counts() and digest.counts()["reject"] == 2
+        assert [k for k, _ in digest.rejected_rows()] == ["4", "9"]  # 11 came first with u4@x.io
+        assert {k for _, k, _ in digest.created()} == {c.key for c in plan.changes if c.action == "create"}
+    finally:
+        digest.close()
+
+
+def test_whole_plan_file_is_the_text_of_the_plan_dumped_at_once(tmp_path):
+    plan, empty = (
+        _plan(),
+        build_plan(CONFIG, adapter_for("customer"), Settings(), DiffResult([], 0), Lookups(), 0),
+    )
+    digests = [PlanDigest.of(p, Keep(sample=3, rows=True)) for p in (plan, empty)]
+    path = tmp_path / "plan.json"
+    write_whole_plan(str(path), digests, 3)
+    held = {
+        "plans": [{**p.to_dict(sample=None), "sample": p.to_dict(sample=3)["sample"]} for p in (plan, empty)]
+    }
+    assert path.read_text() == json.dumps(held, indent=2, default=str)
+
+
+def test_changes_added_in_any_order_and_chunks_come_out_in_natural_key_order():
+    plan = _plan()
+    present = [c for c in plan.changes if c.action != "delete"]
+    shuffled = random.Random(7).sample(present, len(present))
+    digest = PlanDigest(CONFIG, Keep(sample=2, rows=True))
+    for start in range(0, len(shuffled), 3):  # runs of 3 spilled and merged
+        digest.add(shuffled[start : start + 3], 0)
+    digest.add([c for c in plan.changes if c.action == "delete"], 1)
+    digest.finish(plan.model_rows, plan.live_objects, plan.unchanged, plan.blocked, plan.warnings)
+    try:
+        assert digest.to_dict(sample=2) == plan.to_dict(sample=2)
+        assert digest.to_dict(sample=None) == _as_json(plan.to_dict(sample=None))
+    finally:
+        digest.close()
+
+
+def test_a_digest_keeps_only_counts_and_the_sample_unless_asked():
+    digest = PlanDigest.of(_plan(), Keep(sample=1))
+    assert digest.total == len(_plan().changes)
+    assert digest.rejected_rows() == [] and digest.created() == []
+    assert len(digest.to_dict(sample=1)["sample"]) == len([n for n in digest.counts().values() if n])
+    with pytest.raises(ValueError, match="did not keep its rows"):
+        digest.to_dict(sample=None)
+    with pytest.raises(ValueError, match="sample of 1"):
+        digest.to_dict(sample=5)
+
+
+def test_natural_key_of_digit_only_and_unicode_digit_keys():
+    from dbt_stripe_sync.plan_view import natural_key
+
+    assert natural_key("0042") == ((0, 42, ""),)  # the no-regex path for plain numbers
+    keys = ["10", "2", "²", "row10", "row2", "٣"]  # '²' is a digit to str.isdigit, not a number to int
+    assert sorted(keys, key=natural_key) == ["2", "٣", "10", "row2", "row10", "²"]
