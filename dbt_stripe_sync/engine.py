@@ -29,6 +29,7 @@ from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
+from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan
 from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
@@ -41,6 +42,7 @@ from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.send_pipeline import SendPipeline
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
+from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.warehouse import Warehouse
@@ -86,7 +88,22 @@ def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport 
     """Run one command; the exit code and, for run and plan, the run report (the Python API's value)."""
     out = out or sys.stdout
     started = utcnow()
+    loaded: list[Settings] = []  # the settings, once read: a run that stops later alerts through them
+    try:
+        return _perform(inv, out, started, loaded)
+    except Exception as exc:  # a run that stopped before syncing alerts too (F4), then fails as before
+        if inv.command == "run":
+            alerts = loaded[0].alerts if loaded else None
+            for problem in alert_start_failure(exc, started, inv.project_dir, inv.vars, alerts):
+                emit_warning(problem, "dbt_stripe_sync.alerts")
+        raise
+
+
+def _perform(
+    inv: Invocation, out: TextIO, started: Any, loaded: list[Settings]
+) -> tuple[int, RunReport | None]:
     prepared = prepare(inv, out)
+    loaded.append(prepared.settings)
     try:
         alerts = parse_alerts(prepared.settings.alerts)  # a bad alert is a usage error: exit 2, nothing sent
         if inv.command == "validate":
@@ -108,7 +125,7 @@ def perform(inv: Invocation, out: TextIO | None = None) -> tuple[int, RunReport 
             report.write(inv.output)
             out.write(f"\nRun report written to {inv.output}\n")
         for problem in send_alerts(alerts, report):
-            print(f"warning: {problem}", file=sys.stderr)
+            emit_warning(problem, "dbt_stripe_sync.alerts")
     return report.exit_code, report
 
 
