@@ -32,7 +32,13 @@ from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan
-from dbt_stripe_sync.plan_report import plan_summaries, still_rejected, upcoming_creates, whole_plan
+from dbt_stripe_sync.plan_report import (
+    plan_summaries,
+    still_rejected,
+    upcoming_creates,
+    whole_plan,
+    with_earlier_rejects,
+)
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
 from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
@@ -288,16 +294,17 @@ def _plan(
         if inv.against == "stripe":
             with progress.phase(f"{config.model}: reading the current Stripe objects"):
                 plan = against_stripe(gw, plan)
-        plans.append(plan)
+        plans.append(with_earlier_rejects(plan, store if exists else None))
     print_plan(out, plans, sample=inv.sample)
     for s in prep.skipped:
         out.write(f"\n{s.model}: {s.message}\n")
+    summaries = [*prep.skipped, *plan_summaries(plans)]
+    report = build_report("plan", started, utcnow(), summaries, [p.to_dict(sample=None) for p in plans])
     if inv.output:
         with open(inv.output, "w", encoding="utf-8") as fh:
-            json.dump(whole_plan(plans, inv.sample), fh, indent=2, default=str)
+            json.dump(whole_plan(plans, inv.sample, report), fh, indent=2, default=str)
         out.write(f"\nPlan written to {inv.output}\n")
-    summaries = [*prep.skipped, *plan_summaries(plans)]
-    return build_report("plan", started, utcnow(), summaries, [p.to_dict(sample=None) for p in plans])
+    return report
 
 
 def _make_plan(

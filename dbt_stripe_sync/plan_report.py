@@ -4,13 +4,15 @@ earlier syncs of the plan will create (so a chained `sync:` reference is planned
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.plan import SyncPlan, Upcoming
+from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.plan_view import natural_key
 from dbt_stripe_sync.report import SyncSummary
+from dbt_stripe_sync.run_report import RunReport
 
 
 def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
@@ -27,14 +29,28 @@ def upcoming_creates(plans: Sequence[SyncPlan]) -> Upcoming:
     return Upcoming(keys=keys, emails=emails)
 
 
-def whole_plan(plans: Sequence[SyncPlan], sample: int) -> dict[str, Any]:
-    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed."""
-    out = []
+def whole_plan(plans: Sequence[SyncPlan], sample: int, report: RunReport) -> dict[str, Any]:
+    """`plan --output`: the run report's shape (design.md), predicted — `run_id`, `command`, `status`,
+    `started_at`, `finished_at`, `syncs[]` with `counts`, `rejected_rows`, ... — each sync adding the
+    plan itself: `mode`, `model_rows`, `actions` (count per planned action), `blocked`, `warnings`,
+    `rows` (every planned row) and `sample` (the rows the terminal showed). `plans` is the same
+    content in the layout earlier versions wrote (kept for readers of it)."""
+    detail: dict[str, dict[str, Any]] = {}
+    legacy = []
     for p in plans:
         data = p.to_dict(sample=None)
         data["sample"] = p.to_dict(sample=sample)["sample"]
-        out.append(data)
-    return {"plans": out}
+        legacy.append(data)
+        detail[p.config.model] = data
+    syncs = []
+    for s in report.to_dict()["syncs"]:
+        data = detail.get(s["model"])
+        if data is not None:
+            s = {**s, **{k: v for k, v in data.items() if k not in s and k != "counts"}}
+            s["actions"] = data["counts"]
+        syncs.append(s)
+    head = {k: v for k, v in report.to_dict().items() if k != "syncs"}
+    return {**head, "command": "plan", "syncs": syncs, "plans": legacy}
 
 
 def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
@@ -67,6 +83,29 @@ def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
     return summaries
 
 
+def with_earlier_rejects(plan: SyncPlan, store: StateStore | None) -> SyncPlan:
+    """The plan with the rows earlier runs rejected that it does not retry (their data did not change)
+    as `reject` rows, `(rejected earlier) <reason>`, instead of `unchanged`: the run counts them as
+    rejected and exits 1, so the plan predicts exactly that."""
+    if store is None or plan.blocked:
+        return plan
+    planned = {c.key for c in plan.changes}
+    p = store.wh.placeholder
+    _, rows = store.wh.query(
+        f"select source_key, last_error, stripe_id, stripe_account from {store.ledger} "
+        f"where sync_name = {p} and status = {p}",
+        [plan.config.name, L.REJECTED],
+    )
+    earlier = [
+        Change(str(key), "reject", stripe_id=sid, account=account, reason=_earlier(error))
+        for key, error, sid, account in sorted(rows, key=lambda r: natural_key(str(r[0])))
+        if str(key) not in planned
+    ]
+    if not earlier:
+        return plan
+    return replace(plan, changes=(*plan.changes, *earlier), unchanged=max(plan.unchanged - len(earlier), 0))
+
+
 def still_rejected(store: StateStore, sync_name: str, run_id: str) -> list[tuple[str, str]]:
     """Rows an earlier run rejected that this run did not retry (their data did not change), with the
     reason, in natural key order: a rerun shows them instead of `rejected 0`."""
@@ -76,5 +115,9 @@ def still_rejected(store: StateStore, sync_name: str, run_id: str) -> list[tuple
         f"and (run_id is null or run_id <> {p})",
         [sync_name, L.REJECTED, run_id],
     )
-    found = [(str(k), f"(rejected earlier) {e or 'no reason recorded'}") for k, e in rows]
+    found = [(str(k), _earlier(e)) for k, e in rows]
     return sorted(found, key=lambda r: natural_key(r[0]))
+
+
+def _earlier(error: str | None) -> str:
+    return f"(rejected earlier) {error or 'no reason recorded'}"
