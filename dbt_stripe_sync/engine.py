@@ -294,7 +294,7 @@ def _plan(
         if inv.against == "stripe":
             with progress.phase(f"{config.model}: reading the current Stripe objects"):
                 plan = against_stripe(gw, plan)
-        plans.append(with_earlier_rejects(plan, store if exists else None))
+        plans.append(with_earlier_rejects(plan, store if exists else None, ledger_relation))
     print_plan(out, plans, sample=inv.sample)
     for s in prep.skipped:
         out.write(f"\n{s.model}: {s.message}\n")

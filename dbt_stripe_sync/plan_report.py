@@ -83,16 +83,17 @@ def plan_summaries(plans: Sequence[SyncPlan]) -> list[SyncSummary]:
     return summaries
 
 
-def with_earlier_rejects(plan: SyncPlan, store: StateStore | None) -> SyncPlan:
+def with_earlier_rejects(plan: SyncPlan, store: StateStore | None, ledger_relation: str) -> SyncPlan:
     """The plan with the rows earlier runs rejected that it does not retry (their data did not change)
     as `reject` rows, `(rejected earlier) <reason>`, instead of `unchanged`: the run counts them as
-    rejected and exits 1, so the plan predicts exactly that."""
+    rejected and exits 1, so the plan predicts exactly that. `ledger_relation` is the ledger as plan
+    reads it (an older ledger, not migrated by a plan, lacks newer columns)."""
     if store is None or plan.blocked:
         return plan
     planned = {c.key for c in plan.changes}
     p = store.wh.placeholder
     _, rows = store.wh.query(
-        f"select source_key, last_error, stripe_id, stripe_account from {store.ledger} "
+        f"select source_key, last_error, stripe_id, stripe_account from {ledger_relation} as ledger "
         f"where sync_name = {p} and status = {p}",
         [plan.config.name, L.REJECTED],
     )
