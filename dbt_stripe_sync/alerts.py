@@ -37,8 +37,11 @@ class Alert:
 
 
 def is_failure(report: RunReport) -> bool:
-    """A sync blocked or errored, or any row rejected (design.md: `on: failure`)."""
-    return any(s.status in ("blocked", "error") or s.counts.get("rejected", 0) for s in report.syncs)
+    """The run stopped before syncing, a sync blocked or errored, or any row rejected
+    (design.md: `on: failure`)."""
+    return report.error is not None or any(
+        s.status in ("blocked", "error") or s.counts.get("rejected", 0) for s in report.syncs
+    )
 
 
 def parse_alerts(raw: Sequence[Any]) -> list[Alert]:
@@ -76,19 +79,29 @@ def parse_alerts(raw: Sequence[Any]) -> list[Alert]:
     return alerts
 
 
+def slack_escape(text: str) -> str:
+    """Slack's incoming-webhook text escaping: `&`, `<`, `>` (so a warehouse value can neither
+    mention `<!channel>` nor render a `<https://…|link>`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(report: RunReport) -> dict[str, Any]:
+    """The Slack text; every value from the run (names, keys, reasons) is escaped."""
+    e = slack_escape
     icon = {"success": ":white_check_mark:", "partial": ":warning:", "failed": ":x:"}[report.status]
     lines = [f"{icon} dbt-stripe-sync run {report.status} (run {report.run_id})"]
+    if report.error is not None:
+        lines.append(f"    stopped before syncing: {e(report.error[:500])}")
     for s in report.syncs:
         c = s.counts
         counts = ", ".join(
             f"{c[k]} {k}" for k in ("created", "updated", "deleted", "archived", "rejected") if c.get(k)
         )
-        lines.append(f"• *{s.model}* ({s.object}): {s.status}" + (f" — {counts}" if counts else ""))
+        lines.append(f"• *{e(s.model)}* ({s.object}): {s.status}" + (f" — {counts}" if counts else ""))
         if s.message:
-            lines.append(f"    {s.message[:300]}")
+            lines.append(f"    {e(s.message[:300])}")
         for r in s.rejected_rows[:3]:
-            lines.append(f"    row {r.key}: {r.reason[:200]}")
+            lines.append(f"    row {e(r.key)}: {e(r.reason[:200])}")
         if len(s.rejected_rows) > 3:
             lines.append(f"    … and {len(s.rejected_rows) - 3} more rejected rows")
     return {"text": "\n".join(lines)}

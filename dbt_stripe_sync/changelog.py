@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from typing import Any
 
 log = logging.getLogger("dbt_stripe_sync.changelog")
@@ -53,6 +53,9 @@ class ChangelogRow:
     http_status: int | None
     error: str | None
     at: dt.datetime
+    # Stripe Connect: the account the operation went to (None: the platform), from the row's ledger
+    # entry written with it (`with_accounts`)
+    stripe_account: str | None = None
 
 
 CHANGELOG_COLUMNS = tuple(f.name for f in fields(ChangelogRow))
@@ -136,6 +139,18 @@ class ChangelogRecorder:
             for key in keys:
                 out += self._rows.pop((sync_name, key), [])
         return out
+
+
+def with_accounts(rows: Sequence[ChangelogRow], entries: Iterable[Any]) -> list[ChangelogRow]:
+    """The rows with `stripe_account` set from the ledger entries written in the same batch (every
+    operation's row is written with its key's entry, which holds the account it went to)."""
+    accounts = {(e.sync_name, e.source_key): e.stripe_account for e in entries}
+    return [
+        r
+        if r.stripe_account is not None
+        else replace(r, stripe_account=accounts.get((r.sync_name, r.source_key)))
+        for r in rows
+    ]
 
 
 # ---- SQL ------------------------------------------------------------------------------------------

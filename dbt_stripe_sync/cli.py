@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_setup.emit_error(f"error: {redact_all(str(exc))}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: pending writes are finished by the next run", file=sys.stderr)
+        log_setup.emit_error("interrupted: pending writes are finished by the next run")
         return 1
     except Exception as exc:
         from dbt_stripe_sync.config.errors import ConfigError

@@ -28,6 +28,7 @@ from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
+from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
@@ -36,6 +37,7 @@ from dbt_stripe_sync.plan_report import (
     plan_summaries,
     still_rejected,
     upcoming_creates,
+    with_earlier_rejects,
     write_whole_plan,
 )
 from dbt_stripe_sync.plan_stream import stream_plan
@@ -48,6 +50,7 @@ from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
 from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.send_pipeline import SendPipeline
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
+from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.warehouse import Warehouse
@@ -97,7 +100,22 @@ def perform(
     and a sample in memory (plus every row on disk for --output)."""
     out = out or sys.stdout
     started = utcnow()
+    loaded: list[Settings] = []  # the settings, once read: a run that stops later alerts through them
+    try:
+        return _perform(inv, out, started, loaded, keep_rows)
+    except Exception as exc:  # a run that stopped before syncing alerts too (F4), then fails as before
+        if inv.command == "run":
+            alerts = loaded[0].alerts if loaded else None
+            for problem in alert_start_failure(exc, started, inv.project_dir, inv.vars, alerts):
+                emit_warning(problem, "dbt_stripe_sync.alerts")
+        raise
+
+
+def _perform(
+    inv: Invocation, out: TextIO, started: Any, loaded: list[Settings], keep_rows: bool
+) -> tuple[int, RunReport | None]:
     prepared = prepare(inv, out)
+    loaded.append(prepared.settings)
     try:
         alerts = parse_alerts(prepared.settings.alerts)  # a bad alert is a usage error: exit 2, nothing sent
         if inv.command == "validate":
@@ -119,7 +137,7 @@ def perform(
             report.write(inv.output)
             out.write(f"\nRun report written to {inv.output}\n")
         for problem in send_alerts(alerts, report):
-            print(f"warning: {problem}", file=sys.stderr)
+            emit_warning(problem, "dbt_stripe_sync.alerts")
     return report.exit_code, report
 
 
@@ -289,16 +307,20 @@ def _plan(
             upcoming = upcoming_creates(plans)
             keep = Keep(inv.sample, bool(inv.output) or keep_rows, keep_rows, creates_needed(prep.configs, i))
             state = store if exists else None
-            plans.append(_plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming))
+            digest = _plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming)
+            plans.append(digest)
+            # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
+            with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
         print_plan(out, plans, sample=inv.sample)
         for s in prep.skipped:
             out.write(f"\n{s.model}: {s.message}\n")
-        if inv.output:
-            write_whole_plan(inv.output, plans, inv.sample)
-            out.write(f"\nPlan written to {inv.output}\n")
         summaries = [*prep.skipped, *plan_summaries(plans)]
         rows = [p.to_dict(sample=None) for p in plans] if keep_rows else []
-        return build_report("plan", started, utcnow(), summaries, rows)
+        report = build_report("plan", started, utcnow(), summaries, rows)
+        if inv.output:
+            write_whole_plan(inv.output, plans, inv.sample, report)
+            out.write(f"\nPlan written to {inv.output}\n")
+        return report
     finally:
         for p in plans:
             p.close()

@@ -31,6 +31,7 @@ OPERATION_COLUMNS = (
     "action",
     "outcome",
     "stripe_id",
+    "stripe_account",  # Stripe Connect: the account it went to (empty: the platform)
     "http_status",
     "request_id",
     "changed_fields",
@@ -84,10 +85,13 @@ def recent_runs(store: StateStore, models: Sequence[str], limit: int) -> tuple[l
 def operations(
     store: StateStore, key: str, models: Sequence[str], limit: int
 ) -> tuple[list[str], list[tuple]]:
-    if store.wh.columns_of(store.changelog) is None:
+    have = store.wh.columns_of(store.changelog)
+    if have is None:
         return list(OPERATION_COLUMNS), []
+    present = {c.lower() for c in have}  # a changelog of an older version lacks newer columns
     binds: list[Any] = [key]
-    cols = ", ".join(store.wh.quote(c) for c in OPERATION_COLUMNS if c in CHANGELOG_COLUMNS)
+    shown = [c for c in OPERATION_COLUMNS if c in CHANGELOG_COLUMNS and c in present]
+    cols = ", ".join(store.wh.quote(c) for c in shown)
     sql = (
         f"select {cols} from {store.changelog} where source_key = {store.wh.placeholder}"
         f"{_where_models(store, models, binds)} order by {store.wh.quote('at')} desc limit {int(limit)}"

@@ -237,7 +237,7 @@ class StateStore:
             # The changelog goes first: should a warehouse not hold the batch in one transaction (see
             # the note in test_changelog_never_loses_an_operation_after_a_crash), a crash can then
             # only repeat an operation's row (the rerun's replay, same idempotency key), never lose it.
-            C.insert(self.wh, self.changelog, changelog)
+            C.insert(self.wh, self.changelog, C.with_accounts(changelog, entries))
             for sync_name, group in by_sync.items():
                 latest = {e.source_key: e for e in group}  # last write of a key wins
                 items = list(latest.values())

@@ -92,8 +92,24 @@ def json_logs() -> bool:
 
 def emit_error(message: str) -> None:
     """An error line on stderr, as JSON under `--log-format json`."""
+    emit_line("error", message)
+
+
+def emit_warning(message: str, logger: str = "dbt_stripe_sync") -> None:
+    """A warning line on stderr (`warning: ...`), as JSON under `--log-format json`."""
+    emit_line("warning", f"warning: {message}", logger)
+
+
+def emit_line(level: str, message: str, logger: str = "dbt_stripe_sync") -> None:
+    """One line on stderr that does not go through `logging` (it must show whatever the log level):
+    plain text, or under `--log-format json` one object with the keys every log line has."""
     if json_logs():
-        record = {"ts": dt.datetime.now(dt.timezone.utc).isoformat(), "level": "error", "msg": message}
-        print(json.dumps(record), file=sys.stderr)
+        print(json.dumps(json_record(level, logger, redact_all(message))), file=sys.stderr)
     else:
         print(message, file=sys.stderr)
+
+
+def json_record(level: str, logger: str, message: str) -> dict[str, object]:
+    """The keys every JSON log line carries: `ts`, `level`, `logger`, `msg`."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    return {"ts": now, "level": level, "logger": logger, "msg": message}

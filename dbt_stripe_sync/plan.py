@@ -108,6 +108,7 @@ class SyncPlan:
                     "action": ch.action,
                     "stripe_id": ch.stripe_id,
                     "reason": ch.reason,
+                    "account": ch.account,  # Stripe Connect: the account written to; None: the platform
                     "fields": leaf_changes(ch.params, ch.before, ch.ledger_before),
                 }
             )

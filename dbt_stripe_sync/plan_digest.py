@@ -64,6 +64,7 @@ def render(change: Change) -> dict[str, Any]:
         "action": change.action,
         "stripe_id": change.stripe_id,
         "reason": change.reason,
+        "account": change.account,  # Stripe Connect: the account written to; None: the platform
         "fields": leaf_changes(change.params, change.before, change.ledger_before),
     }
 
@@ -86,6 +87,7 @@ class PlanDigest:
     _created: list[tuple[str | None, str, str]] = field(default_factory=list)
     _emails: dict[tuple[str | None, str], str] = field(default_factory=dict)  # (account, email) -> key
     _runs: list[IO[bytes]] = field(default_factory=list)
+    _was_rejected: set[str] = field(default_factory=set)  # planned rows an earlier run had rejected
 
     # ---- filling ----------------------------------------------------------------------------
     @classmethod
@@ -114,6 +116,8 @@ class PlanDigest:
                     heapq.heappush(kept, (_Desc(order), change))  # type: ignore[arg-type]
                 elif order < kept[0][0].order:  # type: ignore[attr-defined]
                     heapq.heapreplace(kept, (_Desc(order), change))  # type: ignore[arg-type]
+            if change.ledger is not None and change.ledger.status == "rejected":
+                self._was_rejected.add(key)
             if action == "reject" and self.keep.rejects:
                 self._rejects.append((key, change.reason or ""))
             if action == "create" and self.keep.creates:
@@ -159,6 +163,10 @@ class PlanDigest:
     def rejected_rows(self) -> list[tuple[str, str]]:
         """Every rejected row and its reason, in natural key order (kept when `keep.rejects`)."""
         return sorted(self._rejects, key=lambda r: (natural_key(r[0]), r[0]))
+
+    def retried_rejects(self) -> set[str]:
+        """Keys of planned rows that an earlier run had rejected (retried now: their data changed)."""
+        return set(self._was_rejected)
 
     def created(self) -> list[tuple[str | None, str, str]]:
         """(account, key, what a reference shows) of rows created or bound by their tag (`keep.creates`)."""

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.plan import Upcoming
+from dbt_stripe_sync.plan import Change, Upcoming
 from dbt_stripe_sync.plan_digest import PlanDigest
 from dbt_stripe_sync.plan_view import natural_key
 from dbt_stripe_sync.report import SyncSummary
+from dbt_stripe_sync.run_report import RunReport
 
 
 def upcoming_creates(plans: Sequence[PlanDigest]) -> Upcoming:
@@ -46,18 +48,33 @@ def creates_needed(configs: Sequence[SyncConfig], index: int) -> bool:
     return False
 
 
-def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int) -> None:
-    """`plan --output`: every planned row (`rows`), plus the sample the terminal showed, written row by
-    row — the text `json.dump(..., indent=2, default=str)` gives for the whole plan held at once."""
+def write_whole_plan(path: str, plans: Sequence[PlanDigest], sample: int, report: RunReport) -> None:
+    """`plan --output`: the run report's shape (design.md), predicted — `run_id`, `command`, `status`,
+    `started_at`, `finished_at`, `syncs[]` with `counts`, `rejected_rows`, ... — each sync adding the
+    plan itself: `mode`, `model_rows`, `actions` (count per planned action), `blocked`, `warnings`,
+    `rows` (every planned row) and `sample` (the rows the terminal showed). `plans` is the same
+    content in the layout earlier versions wrote (kept for readers of it). Rows are written one by one
+    from the digests' files, never all held at once."""
     token = uuid.uuid4().hex  # a placeholder no value of the plan can equal
-    doc = []
+    detail: dict[str, dict[str, Any]] = {}
+    legacy = []
     for i, p in enumerate(plans):
         data = p.to_dict(sample=sample)
         sample_rows = data.pop("sample")
         data["rows"] = [f"{token}:{i}"] if p.total else []
         data["sample"] = sample_rows
-        doc.append(data)
-    text = json.dumps({"plans": doc}, indent=2, default=str)
+        legacy.append(data)
+        detail[p.config.model] = data
+    as_dict = report.to_dict()
+    syncs = []
+    for s in as_dict["syncs"]:
+        data = detail.get(s["model"])
+        if data is not None:
+            s = {**s, **{k: v for k, v in data.items() if k not in s and k != "counts"}}
+            s["actions"] = data["counts"]
+        syncs.append(s)
+    head = {k: v for k, v in as_dict.items() if k != "syncs"}
+    text = json.dumps({**head, "command": "plan", "syncs": syncs, "plans": legacy}, indent=2, default=str)
     with open(path, "w", encoding="utf-8") as fh:
         for n, line in enumerate(text.split("\n")):
             if n:
@@ -99,6 +116,35 @@ def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
     return summaries
 
 
+def with_earlier_rejects(
+    digest: PlanDigest, store: StateStore | None, ledger_relation: str, model_relation: str
+) -> None:
+    """Add to the plan the rows earlier runs rejected that it does not retry (their data did not
+    change), still in the model, as `reject` rows, `(rejected earlier) <reason>`, instead of
+    `unchanged`: the run counts them as rejected and exits 1, so the plan predicts exactly that.
+    `ledger_relation` is the ledger as plan reads it (an older ledger, not migrated by a plan, lacks
+    newer columns)."""
+    if store is None or digest.blocked:
+        return
+    p = store.wh.placeholder
+    key = store.wh.quote(digest.config.primary_key)
+    _, rows = store.wh.query(
+        f"select source_key, last_error, stripe_id, stripe_account from {ledger_relation} as ledger "
+        f"where sync_name = {p} and status = {p} "
+        f"and source_key in (select cast({key} as varchar(4000)) from {model_relation})",
+        [digest.config.name, L.REJECTED],
+    )
+    retried = digest.retried_rejects()
+    earlier = [
+        Change(str(k), "reject", stripe_id=sid, account=account, reason=_earlier(error))
+        for k, error, sid, account in sorted(rows, key=lambda r: natural_key(str(r[0])))
+        if str(k) not in retried
+    ]
+    if earlier:
+        digest.add(earlier)
+        digest.unchanged = max(digest.unchanged - len(earlier), 0)
+
+
 def still_rejected(
     store: StateStore,
     sync_name: str,
@@ -120,5 +166,9 @@ def still_rejected(
         f"and (run_id is null or run_id <> {p}){in_model}",
         [sync_name, L.REJECTED, run_id],
     )
-    found = [(str(k), f"(rejected earlier) {e or 'no reason recorded'}") for k, e in rows]
+    found = [(str(k), _earlier(e)) for k, e in rows]
     return sorted(found, key=lambda r: natural_key(r[0]))
+
+
+def _earlier(error: str | None) -> str:
+    return f"(rejected earlier) {error or 'no reason recorded'}"

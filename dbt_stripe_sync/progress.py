@@ -133,10 +133,10 @@ class PlainProgress(Progress):
 
     def _emit(self, p: _Phase, text: str, final: bool = False) -> None:
         if self._json:
+            from dbt_stripe_sync.log_setup import json_record
+
             record: dict[str, Any] = {
-                "level": "info",
-                "logger": "dbt_stripe_sync.progress",
-                "msg": text,
+                **json_record("info", "dbt_stripe_sync.progress", text),
                 "phase": p.label,
                 "done": p.done,
                 "total": p.total,

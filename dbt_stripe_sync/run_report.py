@@ -67,6 +67,7 @@ class RunReport:
     finished_at: dt.datetime
     syncs: tuple[SyncReport, ...]
     plans: tuple[dict[str, Any], ...] = field(default=())  # plan(): every planned row, per sync
+    error: str | None = None  # the run stopped before syncing (lock busy, stale model, ...): why
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +99,7 @@ class RunReport:
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "syncs": [s.to_dict() for s in self.syncs],
+            **({"error": self.error} if self.error is not None else {}),
         }
 
     def to_json(self, **kwargs: Any) -> str:

@@ -21,6 +21,7 @@
     ('http_status', dbt.type_int()),
     ('error', dbt.type_string()),
     ('at', dbt.type_timestamp()),
+    ('stripe_account', dbt.type_string()),
   ]) }}
 {% endmacro %}
 

@@ -115,3 +115,54 @@ def test_summary_colour_on_a_terminal_only_and_never_with_no_color(monkeypatch):
     no_colour = _Tty()
     print_summary(no_colour, rows)
     assert "\033[" not in no_colour.getvalue()
+
+
+def test_slack_text_escapes_every_run_value_and_a_stopped_run_names_its_reason(tmp_path):
+    """F6 and F4 in pure form: `&`, `<`, `>` escaped; a run stopped before syncing is a failure whose
+    report carries `error`; the alert list is read from dbt_project.yml when settings never loaded."""
+    import datetime as dt
+
+    from dbt_stripe_sync.alerts import slack_escape
+    from dbt_stripe_sync.errors import UsageError
+    from dbt_stripe_sync.start_failure import configured_alerts, failure_report
+
+    assert slack_escape("<!channel> a&b <https://x|y>") == "&lt;!channel&gt; a&amp;b &lt;https://x|y&gt;"
+    now = dt.datetime(2026, 1, 1)
+    hostile = SyncSummary("m<x>", "customer", "partial", counts={"rejected": 1})
+    hostile.rejected_rows = [("<!here>", "email: '<@U123>&co' is not valid")]
+    text = slack_message(build_report("r3", now, now, [hostile]))["text"]
+    assert "<" not in text and ">" not in text
+    assert "row &lt;!here&gt;: email: '&lt;@U123&gt;&amp;co'" in text and "*m&lt;x&gt;*" in text
+
+    stopped = failure_report(UsageError("model <x> was edited"), now)
+    assert stopped.status == "failed" and stopped.exit_code == 1 and is_failure(stopped)
+    assert stopped.to_dict()["error"] == "model <x> was edited" and stopped.to_dict()["syncs"] == []
+    assert "stopped before syncing: model &lt;x&gt; was edited" in slack_message(stopped)["text"]
+    assert "error" not in build_report("r4", now, now, []).to_dict()  # the run report keeps its keys
+
+    (tmp_path / "dbt_project.yml").write_text(
+        "name: p\nvars:\n  dbt_stripe_sync:\n    alerts: [{url_env: HOOK_A, on: always}]\n"
+    )
+    assert configured_alerts(str(tmp_path), {}, None) == [Alert("HOOK_A", "slack", "always")]
+    cli = {"dbt_stripe_sync": {"alerts": [{"url_env": "HOOK_B", "format": "json"}]}}
+    assert configured_alerts(str(tmp_path), cli, None) == [Alert("HOOK_B", "json", "failure")]
+    assert configured_alerts(str(tmp_path), {}, ({"url_env": "HOOK_C"},)) == [Alert("HOOK_C")]
+    assert configured_alerts(str(tmp_path), {"dbt_stripe_sync": {"alerts": ["bad"]}}, None) == []
+
+
+def test_changelog_rows_take_the_account_of_the_ledger_entry_written_with_them():
+    import datetime as dt
+
+    from dbt_stripe_sync.changelog import ChangelogRecorder, with_accounts
+    from dbt_stripe_sync.ledger import LedgerEntry
+
+    rec = ChangelogRecorder("run1", lambda: dt.datetime(2026, 1, 1))
+    for key in ("a", "b", "c"):
+        rec.record("s", key, action="create", outcome="ok")
+    entries = [
+        LedgerEntry(sync_name="s", source_key="a", stripe_account="acct_1A"),
+        LedgerEntry(sync_name="s", source_key="b"),
+        LedgerEntry(sync_name="other", source_key="c", stripe_account="acct_1C"),
+    ]
+    rows = with_accounts(rec.take("s", ["a", "b", "c"]), entries)
+    assert [(r.source_key, r.stripe_account) for r in rows] == [("a", "acct_1A"), ("b", None), ("c", None)]

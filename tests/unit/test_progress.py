@@ -77,6 +77,8 @@ def test_plain_lines_are_json_objects_under_log_format_json():
         False,
     )
     assert last["finished"] is True and last["level"] == "info"
+    for line in (first, last):  # the keys every JSON log line has (F10: `ts` was missing)
+        assert {"ts", "level", "logger", "msg"} <= set(line) and line["logger"] == "dbt_stripe_sync.progress"
 
 
 def test_display_choice_terminal_ci_and_disabled():
