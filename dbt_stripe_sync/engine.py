@@ -492,6 +492,8 @@ def _run_wave(
                 except Exception as exc:  # the ledger holds every write checkpointed: pending, not lost
                     for r in sending:
                         _failed(r, exc)
+    for run in runs:  # before later waves plan: they may reference what these writes create
+        _finish_burnt_keys(run, gw, applier)
     return runs, summaries
 
 
@@ -515,19 +517,31 @@ def _send_deletes(runs: Sequence[_SyncRun], gw: StripeGateway, applier: Applier,
         except Exception as exc:  # the ledger holds every delete checkpointed: pending, not lost
             for r in deleting:
                 _failed(r, exc)
+    for r in deleting:
+        _finish_burnt_keys(r, gw, applier)
+
+
+def _finish_burnt_keys(run: _SyncRun, gw: StripeGateway, applier: Applier) -> None:
+    """Writes whose key Stripe burnt with a saved 5xx (recovered ones too, even when nothing new was
+    sent): found by their tag or re-sent under a new, checkpointed key, a few passes."""
+    if run.summary.status != "success":
+        return
+    try:
+        for _ in range(BURNT_KEY_PASSES):
+            if _unreachable(gw):
+                break
+            if not applier.recover(run.config, run.adapter, run.result, only_burnt=True):
+                break
+    except Exception as exc:
+        _failed(run, exc)
 
 
 def _settle(
     prep: Prepared, run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
 ) -> None:
-    """Finish what Stripe left open (burnt keys), then count and record the sync."""
+    """Count and record the sync (its rows still rejected from earlier runs included)."""
     try:
-        if run.summary.status == "success":  # recovered writes too, even when nothing new was sent
-            for _ in range(BURNT_KEY_PASSES):  # writes whose key Stripe burnt with a saved 5xx
-                if _unreachable(gw) or not applier.recover(
-                    run.config, run.adapter, run.result, only_burnt=True
-                ):
-                    break
+        if run.summary.status == "success":
             _note_earlier_rejects(run, store, run_id, prep.relations[run.config.model])
     except Exception as exc:
         _failed(run, exc)
