@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from decimal import Decimal
@@ -13,8 +14,9 @@ from dbt_stripe_sync.diff import DiffResult, DiffRow
 from dbt_stripe_sync.ledger import LedgerEntry
 from dbt_stripe_sync.payload import to_json
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
-from dbt_stripe_sync.plan_report import write_whole_plan
+from dbt_stripe_sync.plan_report import plan_summaries, write_whole_plan
 from dbt_stripe_sync.planner import Lookups, build_plan
+from dbt_stripe_sync.run_report import build_report
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects import adapter_for
 
@@ -75,10 +77,25 @@ def test_whole_plan_file_is_the_text_of_the_plan_dumped_at_once(tmp_path):
     )
     digests = [PlanDigest.of(p, Keep(sample=3, rows=True)) for p in (plan, empty)]
     path = tmp_path / "plan.json"
-    write_whole_plan(str(path), digests, 3)
-    held = {
-        "plans": [{**p.to_dict(sample=None), "sample": p.to_dict(sample=3)["sample"]} for p in (plan, empty)]
-    }
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    report = build_report("plan", now, now, plan_summaries(digests))
+    write_whole_plan(str(path), digests, 3, report)
+    # the same document held whole: the report's head and syncs, each sync with its plan, and `plans`
+    legacy = [{**p.to_dict(sample=None), "sample": p.to_dict(sample=3)["sample"]} for p in (plan, empty)]
+    as_dict = report.to_dict()
+    syncs = []
+    detail = {d["model"]: d for d in legacy}  # one entry per model (a project's models are unique)
+    for s in as_dict["syncs"]:
+        data = detail[s["model"]]
+        syncs.append(
+            {
+                **s,
+                **{k: v for k, v in data.items() if k not in s and k != "counts"},
+                "actions": data["counts"],
+            }
+        )
+    head = {k: v for k, v in as_dict.items() if k != "syncs"}
+    held = {**head, "command": "plan", "syncs": syncs, "plans": legacy}
     assert path.read_text() == json.dumps(held, indent=2, default=str)
 
 
