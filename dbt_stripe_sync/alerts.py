@@ -141,6 +141,9 @@ def send_alerts(
             problems.append(f"{name} not sent: the environment variable {alert.url_env} is not set")
             continue
         register_secret(url)
+        if not url.lower().startswith(("http://", "https://")):  # urllib would open files, ftp, ...
+            problems.append(f"{name} not sent: the URL in {alert.url_env} is not an http(s) URL")
+            continue
         try:
             status = post(url, body_for(alert, report), TIMEOUT_S)
         except urllib.error.HTTPError as exc:

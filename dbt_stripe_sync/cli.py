@@ -105,11 +105,11 @@ def build_parser(emulator_options: bool = True) -> argparse.ArgumentParser:
     history = sub.add_parser("history", help="recent runs per sync, or one row's operations (--key)")
     _dbt_options(history)
     history.add_argument("--key", help="show every operation on the row with this primary key")
-    history.add_argument("--limit", type=int, default=20, help="rows shown (default 20)")
+    history.add_argument("--limit", type=_positive_int, default=20, help="rows shown (default 20)")
     report = sub.add_parser("report", help="write one self-contained HTML page from the warehouse tables")
     _dbt_options(report)
     report.add_argument("--output", "-o", default="stripe_sync_report.html", help="the HTML file to write")
-    report.add_argument("--days", type=int, default=30, help="runs of the last N days (default 30)")
+    report.add_argument("--days", type=_positive_int, default=30, help="runs of the last N days (default 30)")
     emulator = sub.add_parser("emulator", help="run the bundled Stripe emulator")
     if emulator_options:  # importing the emulator (an HTTP server) is for its own command only
         from dbt_stripe_sync.emulator import add_arguments
@@ -173,6 +173,16 @@ def _parse_vars(text: str | None) -> dict:
             raise UsageError(f"--vars is neither YAML nor JSON: {text[:80]!r}") from None
     if not isinstance(value, dict):
         raise UsageError("--vars must be a mapping, e.g. '{dbt_stripe_sync: {max_delete_fraction: 0.2}}'")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -57,7 +58,16 @@ def load_settings(project_vars: Mapping[str, Any], cli_vars: Mapping[str, Any] |
             hint = f"; did you mean `{close[0]}`?" if close else f"; known settings: {', '.join(known)}"
             raise UsageError(f"vars.{VARS_KEY}.{key}: unknown setting{hint}")
         values[key] = _coerce(key, value, Settings.__dataclass_fields__[key].default)
+    schema = values.get("state_schema")
+    if schema is not None and not _PLAIN_NAME.fullmatch(schema):
+        raise UsageError(
+            f"vars.{VARS_KEY}.state_schema: {schema!r} is not a plain schema name; use letters, digits "
+            "and underscores (it is created and queried on every warehouse), e.g. analytics_stripe_sync"
+        )
     return Settings(**values)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

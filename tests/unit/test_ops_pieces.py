@@ -166,3 +166,40 @@ def test_changelog_rows_take_the_account_of_the_ledger_entry_written_with_them()
     ]
     rows = with_accounts(rec.take("s", ["a", "b", "c"]), entries)
     assert [(r.source_key, r.stripe_account) for r in rows] == [("a", "acct_1A"), ("b", None), ("c", None)]
+
+
+def test_an_alert_url_that_is_not_http_is_never_opened_nor_printed():
+    import datetime as dt
+
+    now = dt.datetime(2024, 1, 1)
+    report = build_report("r1", now, now, [SyncSummary("stripe_customers", "customer", "error")])
+    opened: list[str] = []
+    url = "file:///etc/HOOKSECRETfile"
+    problems = send_alerts(
+        [Alert("HOOK", "json", "failure")],
+        report,
+        env={"HOOK": url},
+        post=lambda u, b, t: opened.append(u) or 200,
+    )
+    assert opened == []
+    assert problems == ["alert 1 (json, url_env HOOK) not sent: the URL in HOOK is not an http(s) URL"]
+    assert "HOOKSECRET" not in problems[0]
+
+
+def test_a_state_schema_that_is_not_a_plain_name_is_refused():
+    from dbt_stripe_sync.settings import load_settings
+
+    assert load_settings({"dbt_stripe_sync": {"state_schema": "billing_sync"}}).state_schema == "billing_sync"
+    for bad in ('atk bad"schema', "a;drop", "x.y", ""):
+        with pytest.raises(UsageError, match="state_schema"):
+            load_settings({"dbt_stripe_sync": {"state_schema": bad}})
+
+
+@pytest.mark.parametrize(
+    "args", [["history", "--limit", "0"], ["history", "--limit", "-1"], ["report", "--days", "-5"]]
+)
+def test_history_limit_and_report_days_must_be_positive(args, capsys):
+    from dbt_stripe_sync.cli import main
+
+    assert main(args) == 2
+    assert "must be at least 1" in capsys.readouterr().err
