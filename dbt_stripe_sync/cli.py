@@ -176,6 +176,16 @@ def _parse_vars(text: str | None) -> dict:
     return value
 
 
+def _check_writable(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(
+            f"--output {path}: the folder {folder} does not exist; create it or pick another path"
+        )
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"--output {path}: not writable; pick another path")
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -238,7 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not getattr(args, "no_progress", False),
             against=getattr(args, "against", "ledger"),
         )
+        if inv.output and inv.command in ("run", "plan"):
+            _check_writable(inv.output)  # before anything is sent, not after
         return execute(inv)
+    except BrokenPipeError:  # `dbt-stripe-sync plan | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except DssError as exc:
         log_setup.emit_error(f"error: {redact_all(str(exc))}")
         return exc.exit_code

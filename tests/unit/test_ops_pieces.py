@@ -203,3 +203,12 @@ def test_history_limit_and_report_days_must_be_positive(args, capsys):
 
     assert main(args) == 2
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_anything_runs(tmp_path, capsys):
+    from dbt_stripe_sync.cli import main
+
+    missing = tmp_path / "no" / "such" / "report.json"
+    # the project does not even exist: the path is checked first, so nothing else is reached
+    assert main(["run", "--output", str(missing), "--project-dir", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
