@@ -5,37 +5,32 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
 from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
-from dbt_stripe_sync.applier import ADOPTED, PENDING, REJECTED, Applier, SyncResult
 from dbt_stripe_sync.binding import bind
-from dbt_stripe_sync.changelog import ChangelogRecorder
-from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.connect_plan import plan_by_account
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
-from dbt_stripe_sync.errors import SyncAborted, UsageError
+from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
-from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
+from dbt_stripe_sync.plan import SyncPlan, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
 from dbt_stripe_sync.plan_report import (
     creates_needed,
     plan_summaries,
-    still_rejected,
     upcoming_creates,
     with_earlier_rejects,
     write_whole_plan,
@@ -43,18 +38,16 @@ from dbt_stripe_sync.plan_report import (
 from dbt_stripe_sync.plan_stream import stream_plan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
-from dbt_stripe_sync.report import SyncSummary, print_plan, print_summary
-from dbt_stripe_sync.run_lock import StateLock, StateLockBusy
+from dbt_stripe_sync.report import SyncSummary, print_plan
+from dbt_stripe_sync.run_lock import StateLockBusy
 from dbt_stripe_sync.run_report import RunReport, build_report
-from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode, redact_all
+from dbt_stripe_sync.run_syncs import MakePlan, run_syncs
+from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode
 from dbt_stripe_sync.selection import SelectionArgs
-from dbt_stripe_sync.send_pipeline import SendPipeline
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
-from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.warehouse import Warehouse
-from dbt_stripe_sync.waves import sync_waves
 
 
 @dataclass(frozen=True)
@@ -129,7 +122,9 @@ def _perform(
             if inv.command == "plan":
                 report = _plan(inv, prepared, gateway, out, started, progress, keep_rows)
             else:
-                report = _run(prepared, gateway, out, started, progress)
+                report = run_syncs(
+                    prepared, gateway, out, started, progress, _planner_for(prepared, gateway, progress)
+                )
     finally:
         prepared.wh.close()
     if inv.command == "run":
@@ -348,6 +343,15 @@ def _plan_one(
     return PlanDigest.of(plan, keep)
 
 
+def _planner_for(prep: Prepared, gw: StripeGateway, progress: Progress) -> MakePlan:
+    """How `run` plans one sync: against the ledger it holds the lock on."""
+
+    def make(config: SyncConfig, store: StateStore, run_id: str) -> SyncPlan:
+        return _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
+
+    return make
+
+
 def _make_plan(
     prep: Prepared,
     config: SyncConfig,
@@ -386,302 +390,4 @@ def _make_plan(
 
 
 # ---- run --------------------------------------------------------------------------------------
-def _run(prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress) -> RunReport:
-    store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-    run_id = uuid.uuid4().hex
-    lock = StateLock(
-        prep.wh,
-        store.schema,
-        run_id,
-        wait_s=prep.settings.lock_wait_s,
-        lease_s=prep.settings.lock_lease_s,
-    )
-    lock.acquire()  # before the ledger is read: a second run would plan the same creates again
-    try:
-        store.ensure()
-        prune_changelog(prep.wh, store.changelog, prep.settings.changelog_retention_days, utcnow())
-        _close_interrupted(store, run_id, out)
-        # the sending bar counts writes; rejects are recorded before sending starts
-        recorder = ChangelogRecorder(
-            run_id, utcnow, on_row=lambda row: row.action != "reject" and progress.advance()
-        )
-        applier = Applier(store, gw, prep.settings, run_id, on_batch=lock.beat, recorder=recorder)
-        summaries: list[SyncSummary] = list(prep.skipped)
-        if prep.full_refresh:
-            out.write(FULL_REFRESH_NOTICE)
-        waves = sync_waves(prep.configs)  # syncs that do not depend on each other send together
-        runs: list[list[_SyncRun]] = []
-        for wave in waves:
-            wave_runs, not_started = _run_wave(prep, wave, store, gw, applier, run_id, progress)
-            runs.append(wave_runs)
-            summaries += [r.summary for r in wave_runs] + not_started
-            lock.beat()
-        # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
-        # its customer is deleted, which would cancel it at once without one.
-        for wave_runs in reversed(runs):
-            _send_deletes(wave_runs, gw, applier, progress)
-            lock.beat()
-        for run in (r for wave_runs in runs for r in wave_runs):
-            _settle(prep, run, store, gw, applier, run_id)
-    finally:
-        lock.release()
-        progress.close()
-    print_summary(out, summaries)
-    return build_report(run_id, started, utcnow(), summaries)
-
-
-@dataclass
-class _SyncRun:
-    """One sync's run in progress: what it planned and what happened to its rows."""
-
-    config: SyncConfig
-    adapter: StripeObject
-    summary: SyncSummary
-    started: Any
-    t0: float
-    calls_before: int
-    result: SyncResult
-    writes: int = 0  # writes handed to the send pipeline
-    deletes: list[Change] = field(default_factory=list)  # sent after every wave, dependents first
-    row_written: bool = False  # its `running` row is in the runs table
-
-
-def _run_wave(
-    prep: Prepared,
-    wave: Sequence[SyncConfig],
-    store: StateStore,
-    gw: StripeGateway,
-    applier: Applier,
-    run_id: str,
-    progress: Progress,
-) -> tuple[list[_SyncRun], list[SyncSummary]]:
-    """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
-    joining one send pipeline as soon as it is planned (so the next is planned while they go out).
-    Deletes are kept back (`_send_deletes`). Returns the syncs started, and summaries of those that
-    could not be (Stripe unreachable)."""
-    runs: list[_SyncRun] = []
-    summaries: list[SyncSummary] = []
-    with applier.pipeline() as pipe:
-        for config in wave:
-            if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
-                summaries.append(
-                    SyncSummary(
-                        config.model, config.object, "error", message="not started: Stripe is unreachable"
-                    )
-                )
-                continue
-            run = _SyncRun(
-                config,
-                adapter_for(config.object),
-                SyncSummary(config.model, config.object, "success"),
-                utcnow(),
-                time.monotonic(),
-                gw.stats.for_scope(config.name).requests,
-                SyncResult(config.name),
-            )
-            runs.append(run)
-            run.row_written = _record_start(store, run, run_id)
-            _plan_and_queue(prep, run, store, gw, applier, run_id, progress, pipe)
-        sending = [r for r in runs if r.writes]
-        if sending:
-            names = ", ".join(r.config.model for r in sending)
-            with progress.phase(f"{names}: sending to Stripe", total=sum(r.writes for r in sending)):
-                progress.advance(pipe.finished)  # sent while later syncs of the wave were planned
-                try:
-                    pipe.drain()
-                except Exception as exc:  # the ledger holds every write checkpointed: pending, not lost
-                    for r in sending:
-                        _failed(r, exc)
-    for run in runs:  # before later waves plan: they may reference what these writes create
-        _finish_burnt_keys(run, gw, applier)
-    return runs, summaries
-
-
-def _send_deletes(runs: Sequence[_SyncRun], gw: StripeGateway, applier: Applier, progress: Progress) -> None:
-    """Send the deletes the wave's syncs planned, together, on one pipeline."""
-    deleting = [r for r in runs if r.deletes and r.summary.status == "success"]
-    if not deleting:
-        return
-    names = ", ".join(r.config.model for r in deleting)
-    with (
-        applier.pipeline() as pipe,
-        progress.phase(f"{names}: deleting in Stripe", total=sum(len(r.deletes) for r in deleting)),
-    ):
-        try:
-            for r in deleting:
-                if _unreachable(gw):
-                    r.result.not_sent += len(r.deletes)
-                    continue
-                applier.send(pipe, r.config, r.adapter, r.deletes, r.result)
-            pipe.drain()
-        except Exception as exc:  # the ledger holds every delete checkpointed: pending, not lost
-            for r in deleting:
-                _failed(r, exc)
-    for r in deleting:
-        _finish_burnt_keys(r, gw, applier)
-
-
-def _finish_burnt_keys(run: _SyncRun, gw: StripeGateway, applier: Applier) -> None:
-    """Writes whose key Stripe burnt with a saved 5xx (recovered ones too, even when nothing new was
-    sent): found by their tag or re-sent under a new, checkpointed key, a few passes."""
-    if run.summary.status != "success":
-        return
-    try:
-        for _ in range(BURNT_KEY_PASSES):
-            if _unreachable(gw):
-                break
-            if not applier.recover(run.config, run.adapter, run.result, only_burnt=True):
-                break
-    except Exception as exc:
-        _failed(run, exc)
-
-
-def _settle(
-    prep: Prepared, run: _SyncRun, store: StateStore, gw: StripeGateway, applier: Applier, run_id: str
-) -> None:
-    """Count and record the sync (its rows still rejected from earlier runs included)."""
-    try:
-        if run.summary.status == "success":
-            _note_earlier_rejects(run, store, run_id, prep.relations[run.config.model])
-    except Exception as exc:
-        _failed(run, exc)
-    _finish(run, store, gw, run_id)
-
-
-def _plan_and_queue(
-    prep: Prepared,
-    run: _SyncRun,
-    store: StateStore,
-    gw: StripeGateway,
-    applier: Applier,
-    run_id: str,
-    progress: Progress,
-    pipe: SendPipeline,
-) -> None:
-    """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe`."""
-    config, result, summary = run.config, run.result, run.summary
-    try:
-        # a pending create of a row that left the model is confirmed by its tag or dropped, never sent
-        gone = store.pending_keys_not_in(config.name, prep.relations[config.model], config.primary_key)
-        applier.recover(config, run.adapter, result, gone=gone)
-        # rows a recovered write finished are not in the diff, so not "unchanged" either
-        recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
-        crashpoint("after_recover")
-        plan = _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
-        crashpoint("after_plan")
-        summary.unchanged = max(plan.unchanged - recovered, 0)
-        if plan.blocked:
-            summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
-            return
-        run.deletes = [c for c in plan.changes if c.action == "delete"]
-        now = replace(plan, changes=tuple(c for c in plan.changes if c.action != "delete"))
-        run.writes = sum(1 for c in now.changes if c.calls_stripe)
-        applier.apply(now, run.adapter, result, pipe)
-    except Exception as exc:  # one sync's failure must not stop the others
-        run.writes = 0
-        _failed(run, exc)
-
-
-def _failed(run: _SyncRun, exc: BaseException) -> None:
-    if isinstance(exc, (SyncAborted, ConfigError)):
-        run.summary.status, run.summary.message = "blocked", str(exc)
-    else:
-        run.summary.status, run.summary.message = "error", redact_all(f"{type(exc).__name__}: {exc}")
-
-
-def _record_start(store: StateStore, run: _SyncRun, run_id: str) -> bool:
-    """A `running` row for the sync, so a run killed before it finishes still shows in the runs table
-    (the next run marks it `interrupted`); finished by `_finish`."""
-    running = SyncSummary(run.config.model, run.config.object, "running")
-    try:
-        store.record_run({**_run_row(run_id, run.config, running, run.started), "finished_at": None})
-    except Exception:  # the row is written at the end instead
-        return False
-    return True
-
-
-def _close_interrupted(store: StateStore, run_id: str, out: TextIO) -> None:
-    try:
-        store.close_interrupted_runs(store.changelog, run_id)
-    except Exception as exc:  # history only: never stops a sync
-        reason = redact_all(str(exc))[:200]
-        out.write(f"warning: could not mark interrupted runs in the runs table: {reason}\n")
-
-
-def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str, relation: str) -> None:
-    earlier = still_rejected(store, run.config.name, run_id, relation, run.config.primary_key)
-    if earlier:
-        run.summary.status = "partial"
-        run.summary.earlier_rejected = earlier
-        run.summary.message = (
-            f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
-            "retried when their data changes (or every run with retry_rejected: true) — "
-            "see last_error in the ledger"
-        )
-
-
-def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) -> None:
-    """Count the sync's outcome, say what is left to do, and record its row in the runs table."""
-    config, result, summary = run.config, run.result, run.summary
-    summary.counts = dict(result.counts)
-    # bound to an object already in Stripe with the row's values: nothing to send, so unchanged
-    summary.unchanged += summary.counts.pop(ADOPTED, 0)
-    summary.counts["api_calls"] = gw.stats.for_scope(config.name).requests - run.calls_before
-    summary.rejected_rows = list(result.errors)
-    if summary.earlier_rejected:  # rows still rejected from earlier runs count, and are shown, too
-        summary.counts["rejected"] = summary.counts.get("rejected", 0) + len(summary.earlier_rejected)
-        summary.rejected_rows += summary.earlier_rejected
-        summary.unchanged = max(summary.unchanged - len(summary.earlier_rejected), 0)  # not in Stripe
-    if summary.status == "success" and (result.counts.get(REJECTED) or result.counts.get(PENDING)):
-        summary.status = "partial"
-    notes = []
-    if result.counts.get(PENDING):
-        notes.append(
-            f"{result.counts[PENDING]} write(s) left pending: their outcome in Stripe is unknown; the next "
-            "run finishes them first, with the same idempotency keys (never re-planned under new ones)"
-        )
-    if _unreachable(gw):
-        summary.status = "error"
-        notes.append(
-            f"{_unreachable(gw)}; {result.not_sent} write(s) not attempted (planned again by the next run)"
-        )
-    if notes:
-        summary.message = "; ".join(filter(None, [summary.message, *notes]))
-    summary.duration_s = time.monotonic() - run.t0
-    crashpoint("before_runs_row")
-    try:
-        row = _run_row(run_id, config, summary, run.started)
-        store.update_run(row) if run.row_written else store.record_run(row)
-    except Exception as exc:  # the Stripe side is done and the ledger holds it; say so, go on
-        summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
-
-
-BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run
-
-
-def _unreachable(gw: StripeGateway) -> str | None:
-    """The gateway's reason once its circuit breaker opened (Stripe unreachable), else None."""
-    return getattr(gw, "unavailable", None)
-
-
-def _run_row(run_id: str, config: SyncConfig, s: SyncSummary, started: Any) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "sync_name": config.name,
-        "object_type": config.object,
-        "started_at": started,
-        "finished_at": utcnow(),
-        "status": s.status,
-        "created": s.counts.get("created", 0),
-        "updated": s.counts.get("updated", 0),
-        "deleted": s.counts.get("deleted", 0),
-        "archived": s.counts.get("archived", 0),
-        "skipped": s.counts.get("skipped", 0),
-        "rejected": s.counts.get("rejected", 0),
-        "api_calls": s.counts.get("api_calls", 0),
-        "duration_s": round(s.duration_s, 3),
-        "error": (s.message or None) and s.message[:2000],
-    }
-
-
 __all__ = ["ConfigProblem", "Invocation", "execute"]
