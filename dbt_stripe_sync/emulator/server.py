@@ -544,7 +544,11 @@ def _handler_class(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
 
         def _dispatch(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+            raw = self.rfile.read(length) if length else b""
+            if len(raw) < length:  # the client died mid-request: like Stripe, apply nothing of it
+                self.close_connection = True
+                return
+            body = raw.decode("utf-8", "replace")
             url = urlsplit(self.path)
             if url.path.startswith("/_emulator/"):
                 self._send(emulator.handle_admin(method, url.path, body))

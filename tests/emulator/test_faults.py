@@ -364,3 +364,24 @@ def test_endpoint_rate_limit_counts_each_method_and_path_template(emulator_facto
 def test_endpoint_rate_limit_defaults_to_stripes_25(emulator_factory) -> None:
     assert Emulator().settings()["endpoint_rate_limit"] == 25
     assert emulator_factory(endpoint_rate_limit=25).settings()["endpoint_rate_limit"] == 25
+
+
+def test_a_request_whose_body_was_cut_off_applies_nothing(emu) -> None:
+    """A client killed while sending a POST leaves a body shorter than its Content-Length: Stripe never
+    sees a complete request, so nothing is created (not a customer missing the fields sent last)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(emu.url)
+    body = b"name=Ada&email=ada%40example.com"
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/customers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk_test_x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]  # "name=Ada&e": the kill came mid-body
+        )
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(10)
+        assert sock.recv(1024) == b""  # no answer: the connection is closed
+    assert emu.objects("customer") == []
