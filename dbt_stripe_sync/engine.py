@@ -300,7 +300,8 @@ def _plan(
         for i, config in enumerate(prep.configs):
             # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
             upcoming = upcoming_creates(plans)
-            keep = Keep(inv.sample, bool(inv.output) or keep_rows, keep_rows, creates_needed(prep.configs, i))
+            wanted = bool(inv.output) or keep_rows  # a report with every row and every rejected row
+            keep = Keep(inv.sample, wanted, wanted, creates_needed(prep.configs, i))
             state = store if exists else None
             digest = _plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming)
             plans.append(digest)
