@@ -272,8 +272,11 @@ def test_a_pending_create_found_by_its_tag_is_logged_as_adopt(dbt_project):
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     log = _changelog(dbt_project)
-    assert sorted(r["source_key"] for r in log) == ["1", "2", "3", "4", "5"]
     adopted = [r for r in log if r["action"] == "adopt"]
+    # every operation is logged; a kill between the batch's changelog rows and its ledger rows (a
+    # warehouse that does not hold them in one transaction) can only repeat a row, as its adoption
+    assert sorted({r["source_key"] for r in log}) == ["1", "2", "3", "4", "5"]
+    assert len(log) <= 5 + len(adopted)
     # The kill came after the third send, with two senders: rows 1-4 may have reached Stripe, and any
     # of them may still have been pending (outcomes are recorded in batches as they come back); what
     # was pending and in Stripe is adopted, row 5 (never sent) is created.
