@@ -190,7 +190,7 @@ class Applier:
         result: SyncResult,
         *,
         only_burnt: bool = False,
-        gone: set[str] | None = None,
+        gone: Callable[[], set[str]] | None = None,
     ) -> int:
         """Finish the writes left pending (by a killed run, or an outcome Stripe left unknown).
 
@@ -200,7 +200,8 @@ class Applier:
         looked up by its tag (list calls, strongly consistent), and only if nothing is found is it
         sent again, under a new key that is checkpointed first.
 
-        A pending create whose row has left the model (`gone`) is never sent for the first time now:
+        A pending create whose row has left the model (`gone()`: those keys, asked only when some write
+        is pending, as it costs a pass over the model) is never sent for the first time now:
         it is looked up by its tag the same way, bound if Stripe has it (the plan then treats the
         row as removed), and dropped from the ledger if not.
         """
@@ -210,6 +211,7 @@ class Applier:
         if not pending:
             return 0
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
+        gone_keys = gone() if gone is not None else set()
         same_key: list[Change] = []
         untrusted: list[tuple[LedgerEntry, Change, bool]] = []  # (entry, change, key burnt)
         left: set[str] = set()  # creates of rows no longer in the model: confirmed or dropped
@@ -217,7 +219,7 @@ class Applier:
             change = change_from_pending(entry)
             burnt = bool(json.loads(entry.pending_json or "{}").get("key_burnt"))
             expired = entry.updated_at is not None and L.utcnow() - entry.updated_at >= window
-            if gone and change.action == "create" and entry.source_key in gone:
+            if change.action == "create" and entry.source_key in gone_keys:
                 left.add(change.key)
                 untrusted.append((entry, change, burnt))
             elif burnt or expired:

@@ -331,7 +331,7 @@ def _plan_one(
     ledger_relation: str,
     progress: Progress,
     keep: Keep,
-    upcoming: Any,
+    upcoming: Upcoming,
 ) -> PlanDigest:
     """A platform sync is planned chunk by chunk (plan_stream.py); a Connect sync, or one compared
     with Stripe's current objects, is planned whole as `run` plans it."""

@@ -13,6 +13,20 @@ from dbt_stripe_sync.ledger import LedgerEntry
 # Actions that call Stripe, and those that only touch the ledger.
 API_ACTIONS = frozenset({"create", "update", "restore", "delete", "replace"})
 LEDGER_ONLY_ACTIONS = frozenset({"reject", "skip", "noop", "forget", "adopt", "rekey", "wait"})
+# The actions a plan counts (`SyncPlan.counts`, the digest of a streamed plan), in their order.
+COUNTED = (
+    "create",
+    "update",
+    "restore",
+    "replace",
+    "delete",
+    "adopt",
+    "rekey",
+    "wait",
+    "reject",
+    "skip",
+    "noop",
+)
 
 
 @dataclass(frozen=True)
@@ -74,22 +88,7 @@ class SyncPlan:
 
     def counts(self) -> dict[str, int]:
         c = Counter(ch.action for ch in self.changes)
-        return {
-            a: c[a]
-            for a in (
-                "create",
-                "update",
-                "restore",
-                "replace",
-                "delete",
-                "adopt",
-                "rekey",
-                "wait",
-                "reject",
-                "skip",
-                "noop",
-            )
-        }
+        return {a: c[a] for a in COUNTED}
 
     def to_dict(self, sample: int | None = 5) -> dict[str, Any]:
         """The plan as JSON-ready data: counts plus a field-level before -> after (changed leaves only)

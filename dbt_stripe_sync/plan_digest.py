@@ -23,23 +23,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from dbt_stripe_sync.config.model import SyncConfig
-from dbt_stripe_sync.plan import Change, SyncPlan
+from dbt_stripe_sync.plan import COUNTED, Change, SyncPlan
 from dbt_stripe_sync.plan_view import leaf_changes, natural_key
-
-# The actions SyncPlan.counts() reports, in its order.
-COUNTED = (
-    "create",
-    "update",
-    "restore",
-    "replace",
-    "delete",
-    "adopt",
-    "rekey",
-    "wait",
-    "reject",
-    "skip",
-    "noop",
-)
 
 # The order `plan` shows rows in: natural key order; a tie (`01` and `1`) keeps build_plan's order
 # (its part: rows in the model, deleted rows, retirements; then the key's text), or, for a plan built

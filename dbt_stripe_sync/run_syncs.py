@@ -221,8 +221,13 @@ def _plan_and_queue(
     config, result, summary = run.config, run.result, run.summary
     try:
         # a pending create of a row that left the model is confirmed by its tag or dropped, never sent
-        gone = store.pending_keys_not_in(config.name, prep.relations[config.model], config.primary_key)
-        applier.recover(config, run.adapter, result, gone=gone)
+        relation = prep.relations[config.model]
+        applier.recover(
+            config,
+            run.adapter,
+            result,
+            gone=lambda: store.pending_keys_not_in(config.name, relation, config.primary_key),
+        )
         # rows a recovered write finished are not in the diff, so not "unchanged" either
         recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")
