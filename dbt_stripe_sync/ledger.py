@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from dbt_stripe_sync import changelog as C
@@ -252,7 +252,7 @@ class StateStore:
                         )
                     binds: list[Any] = []
                     for e in chunk:
-                        binds += [asdict(e)[c] for c in LEDGER_COLUMNS]
+                        binds += [getattr(e, c) for c in LEDGER_COLUMNS]  # fields are scalars: no copy
                     sql = f"insert into {self.ledger} ({cols}) values {', '.join([row_marks] * len(chunk))}"
                     if on_conflict:
                         sql += f" on conflict (sync_name, source_key) do update set {updates}"

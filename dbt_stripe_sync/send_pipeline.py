@@ -43,6 +43,7 @@ class Lane:
     todo: deque = field(default_factory=deque)  # not yet checkpointed
     ready: deque = field(default_factory=deque)  # checkpointed, not yet submitted
     done: list = field(default_factory=list)  # (change, entry, bucket, reason), not yet recorded
+    in_flight: int = 0  # submitted, not yet answered
 
 
 class SendPipeline:
@@ -64,7 +65,9 @@ class SendPipeline:
         self._size = max(1, batch_size)
         self._fixed_workers = workers
         # Up to twice `workers` writes are submitted (so the pool stays fed while this thread writes to
-        # the warehouse); `workers` of them send at once. The bound grows as lanes are added.
+        # the warehouse). With a fixed `workers` (the `concurrency` setting) only that many send at once;
+        # else each waits only for the gateway's limits, whose in-flight bound is per account (a write
+        # waiting for its endpoint's rate must not hold a slot another sync's write could use now).
         self._pool = ThreadPoolExecutor(max_workers=MAX_WORKERS * 2, thread_name_prefix="dss-send")
         self._slots = threading.Condition()
         self._sending = 0
@@ -142,10 +145,13 @@ class SendPipeline:
             change = lane.ready.popleft()
             future = self._pool.submit(contextvars.copy_context().run, self._send, lane, change)
             self._in_flight[future] = (lane, change)
+            lane.in_flight += 1
             if not lane.ready and lane.todo:  # the next batch is checkpointed while this one is sent
                 self._checkpoint(lane)
 
     def _send(self, lane: Lane, change: Any) -> tuple[Any, str, str | None]:
+        if not self._fixed_workers:
+            return lane.send_one(change)
         with self._slots:
             self._slots.wait_for(lambda: self._sending < self.workers)
             self._sending += 1
@@ -157,13 +163,18 @@ class SendPipeline:
                 self._slots.notify()
 
     def _next_lane(self) -> Lane | None:
+        """The lane with work and the fewest writes in flight (round-robin among equals): a sync that
+        joins late gets the slots that free up first, rather than waiting behind the others' queues."""
         n = len(self._lanes)
+        best: Lane | None = None
+        at = 0
         for i in range(n):
             lane = self._lanes[(self._next + i) % n]
-            if lane.ready or lane.todo:
-                self._next = (self._next + i + 1) % n
-                return lane
-        return None
+            if (lane.ready or lane.todo) and (best is None or lane.in_flight < best.in_flight):
+                best, at = lane, i
+        if best is not None:
+            self._next = (self._next + at + 1) % n
+        return best
 
     def _checkpoint(self, lane: Lane) -> None:
         batch = [lane.todo.popleft() for _ in range(min(self._size, len(lane.todo)))]
@@ -178,6 +189,7 @@ class SendPipeline:
         finished, _ = wait(list(self._in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
         for future in finished:
             lane, change = self._in_flight.pop(future)
+            lane.in_flight -= 1
             lane.done.append((change, *future.result()))
             self.finished += 1
 

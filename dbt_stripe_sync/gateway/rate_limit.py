@@ -82,6 +82,46 @@ class TokenBucket:
         return wait
 
 
+
+class SlotCalendar:
+    """A budget shared by requests booked for different times — the account's global budget — paced
+    like TokenBucket (`rate` a second, bursts of at most `burst`) but kept as a calendar of time slots,
+    one request each, rather than one "full again at" time.
+
+    A request takes the first free slot at or after the time it is due, so a request booked for later
+    (held back a second by its own busy endpoint) leaves the slots before it free for one due now: with a
+    single "full again at" time, that booking would push every other endpoint's request, a planning read
+    included, back by the same second. Burst credit is the free slots of the last (burst - 1) / rate s:
+    in any window of L s at most rate x L + burst requests leave, as with TokenBucket. Not thread-safe
+    on its own: StripeLimiter calls it under its lock.
+    """
+
+    _PRUNE_AT = 512  # booked slots kept before the past ones are dropped
+
+    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else 1.0
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        self._interval = 1.0 / self.rate
+        self._credit_slots = math.floor(self.burst - 1.0)
+        self._booked: set[int] = set()
+
+    def book(self, due: float, now: float) -> float:
+        """Book the first free slot for a request due at `due` (>= `now`); return when it may leave."""
+        earliest = math.ceil(due * self.rate - 1e-9) - self._credit_slots
+        slot = earliest
+        while slot in self._booked:
+            slot += 1
+        self._booked.add(slot)
+        if len(self._booked) > self._PRUNE_AT:  # slots older than any credit are spent for good
+            floor = math.ceil(now * self.rate - 1e-9) - self._credit_slots
+            self._booked = {b for b in self._booked if b >= floor}
+        return max(due, slot * self._interval)
+
+
 # Stripe's documented default per endpoint ("each named API operation", e.g. `POST /v1/customers` and
 # `POST /v1/customers/{id}` are two endpoints), in requests per second.
 ENDPOINT_RATE = 25.0
@@ -114,8 +154,9 @@ def endpoint_template(method: str, path: str) -> str:
 
 class StripeLimiter:
     """Stripe's limiters, modelled client-side: a global budget (by key mode), one budget per endpoint,
-    search's own, and a bounded number of requests in flight. Each budget is a TokenBucket paced at
-    PACING_SHARE of its limit with bursts of PACING_BURST_SHARE of it (at least 1). Thread-safe;
+    search's own, and a bounded number of requests in flight. Each budget is paced at
+    PACING_SHARE of its limit with bursts of PACING_BURST_SHARE of it (at least 1): a TokenBucket per
+    endpoint and for search, a SlotCalendar for the global budget. Thread-safe;
     `clock`/`sleep` are injectable for deterministic tests."""
 
     def __init__(
@@ -142,15 +183,16 @@ class StripeLimiter:
         self.max_in_flight = max_in_flight
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()  # books one time slot in every budget a request needs, at once
-        self._global = self._bucket(self.global_limit)
+        self._global = SlotCalendar(
+            self.global_limit * PACING_SHARE, burst=_burst(self.global_limit)
+        )  # shared by every endpoint: requests booked later must not hold back those due now
         self._search = self._bucket(self.search_limit)
         self._endpoints: dict[str, TokenBucket] = {}
         self._endpoints_lock = threading.Lock()
         self._in_flight = threading.BoundedSemaphore(max_in_flight)
 
     def _bucket(self, limit: float) -> TokenBucket:
-        burst = max(1.0, math.floor(limit * PACING_BURST_SHARE))
-        return TokenBucket(limit * PACING_SHARE, burst=burst, clock=self._clock, sleep=self._sleep)
+        return TokenBucket(limit * PACING_SHARE, burst=_burst(limit), clock=self._clock, sleep=self._sleep)
 
     def endpoint_bucket(self, endpoint: str) -> TokenBucket:
         with self._endpoints_lock:
@@ -165,13 +207,14 @@ class StripeLimiter:
         One time slot is booked in all of them at once — the earliest that fits each — so every
         budget's bookings are the times requests really leave, never a time a request then spends
         waiting for another budget (which would let them bunch up at Stripe's bucket for that budget).
+        The global budget is a SlotCalendar, so that booking does not hold back other endpoints.
         """
-        buckets = [self.endpoint_bucket(endpoint_template(method, path)), self._global]
+        buckets = [self.endpoint_bucket(endpoint_template(method, path))]
         if path.rstrip("/").endswith("/search"):
             buckets.append(self._search)
         with self._lock:
             now = self._clock()
-            at = max(bucket._earliest(now) for bucket in buckets)
+            at = self._global.book(max(bucket._earliest(now) for bucket in buckets), now)
             for bucket in buckets:
                 bucket._take(at)
         wait = at - now
@@ -184,3 +227,7 @@ class StripeLimiter:
         """Hold one of the `max_in_flight` slots for the duration of an HTTP attempt."""
         with self._in_flight:
             yield
+
+
+def _burst(limit: float) -> float:
+    return max(1.0, math.floor(limit * PACING_BURST_SHARE))

@@ -197,3 +197,33 @@ def test_an_endpoint_waiting_on_the_global_budget_is_not_booked_early() -> None:
     calls += [Call(0.01 * i, "post", "/v1/customers") for i in range(40)]
     for jitter in (_bunching_jitter(0.4, block=3), _converging_jitter(0.4)):
         assert _replay(limits, calls, jitter)[0] == 0
+
+
+def test_a_request_due_now_is_not_held_back_by_another_endpoints_queue() -> None:
+    """A busy endpoint's requests are booked up to seconds ahead (its own 25/s budget); a read of
+    another endpoint (a planning look-up) must still leave at once, not behind that queue in the
+    shared global budget — it waited ~0.75 s a time before the global budget became a calendar."""
+    calls = _creates(100)  # booked over ~4 s at the customers endpoint
+    calls += [Call(0.5 + 0.5 * i, "get", "/v1/products") for i in range(4)]
+    sent = _send_times(LIVE_MODE, calls)  # (in test mode the global budget is the endpoint's: it waits)
+    assert [round(t - c.at, 6) for t, c in zip(sent[100:], calls[100:], strict=True)] == [0.0] * 4
+    for limits in (TEST_MODE, LIVE_MODE):
+        assert _replay(limits, calls, _converging_jitter(0.4))[0] == 0
+
+
+def test_the_global_calendar_never_books_more_than_its_rate_and_burst() -> None:
+    """However requests are due (out of order, far ahead, all at once), any window of L seconds holds at
+    most rate x L + burst departures, the bound Stripe's bucket is sized against."""
+    rng = random.Random(5)
+    calendar = rate_limit.SlotCalendar(99.0, burst=50)
+    now, departures = 0.0, []
+    for _ in range(3000):
+        now += rng.expovariate(300.0)
+        departures.append(calendar.book(now + rng.choice([0.0, 0.0, rng.uniform(0, 2.0)]), now))
+    departures.sort()
+    j = 0
+    for i, start in enumerate(departures):  # windows starting at each departure, 1 s long
+        while j < len(departures) and departures[j] < start + 1.0:
+            j += 1
+        assert j - i <= 99.0 * 1.0 + 50
+    assert len(set(departures)) > 2000  # the calendar did pace: departures are spread, not bunched
