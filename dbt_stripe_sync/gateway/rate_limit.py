@@ -82,7 +82,6 @@ class TokenBucket:
         return wait
 
 
-
 class SlotCalendar:
     """A budget shared by requests booked for different times — the account's global budget — paced
     like TokenBucket (`rate` a second, bursts of at most `burst`) but kept as a calendar of time slots,
