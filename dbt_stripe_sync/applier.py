@@ -155,7 +155,16 @@ class Applier:
         """Record the plan's ledger-only changes, then send its writes: on `pipe` when given (shared
         with other syncs; the caller drains it), else on a pipeline of their own, drained here."""
         config = plan.config
-        quiet = [c for c in plan.changes if not c.calls_stripe]
+        writes = self.record_quiet(config, plan.changes, result)
+        if pipe is None:
+            self._send_in_batches(config, adapter, interleave(writes), result)
+        else:
+            self.send(pipe, config, adapter, writes, result)
+
+    def record_quiet(self, config: SyncConfig, changes: Sequence[Change], result: SyncResult) -> list[Change]:
+        """Record the changes that need no Stripe call (rejects, forgets, re-keys, ...) in the ledger and
+        changelog; return the others, the writes, in order."""
+        quiet = [c for c in changes if not c.calls_stripe]
         entries = [self._ledger_only(config, c, result) for c in quiet]
         for c in quiet:
             if c.action == "reject":
@@ -164,11 +173,7 @@ class Applier:
             [e for e in entries if e is not None],
             changelog=self.changelog.take(config.name, [c.key for c in quiet]),
         )
-        writes = [c for c in plan.changes if c.calls_stripe]
-        if pipe is None:
-            self._send_in_batches(config, adapter, interleave(writes), result)
-        else:
-            self.send(pipe, config, adapter, writes, result)
+        return [c for c in changes if c.calls_stripe]
 
     def send(
         self,

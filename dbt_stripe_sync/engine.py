@@ -35,13 +35,14 @@ from dbt_stripe_sync.plan_report import (
     with_earlier_rejects,
     write_whole_plan,
 )
-from dbt_stripe_sync.plan_stream import stream_plan
+from dbt_stripe_sync.plan_stream import StreamTotals, stream_plan
 from dbt_stripe_sync.planner import build_plan
 from dbt_stripe_sync.progress import Progress, progress_display
 from dbt_stripe_sync.report import SyncSummary, print_plan
 from dbt_stripe_sync.run_lock import StateLockBusy
 from dbt_stripe_sync.run_report import RunReport, build_report
-from dbt_stripe_sync.run_syncs import MakePlan, run_syncs
+from dbt_stripe_sync.run_stream import streamed_parts
+from dbt_stripe_sync.run_syncs import MakePlan, StreamParts, run_syncs
 from dbt_stripe_sync.secrets import InvalidApiKeyError, key_mode
 from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
@@ -123,7 +124,13 @@ def _perform(
                 report = _plan(inv, prepared, gateway, out, started, progress, keep_rows)
             else:
                 report = run_syncs(
-                    prepared, gateway, out, started, progress, _planner_for(prepared, gateway, progress)
+                    prepared,
+                    gateway,
+                    out,
+                    started,
+                    progress,
+                    _planner_for(prepared, gateway, progress),
+                    _streamer_for(prepared, gateway),
                 )
     finally:
         prepared.wh.close()
@@ -351,6 +358,15 @@ def _planner_for(prep: Prepared, gw: StripeGateway, progress: Progress) -> MakeP
         return _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
 
     return make
+
+
+def _streamer_for(prep: Prepared, gw: StripeGateway) -> StreamParts:
+    """How `run` plans a large sync a chunk at a time (run_stream.py; None: plan it whole)."""
+
+    def parts(config: SyncConfig, store: StateStore, run_id: str, totals: StreamTotals) -> Any:
+        return streamed_parts(prep, config, gw, store, totals, run_id)
+
+    return parts
 
 
 def _make_plan(

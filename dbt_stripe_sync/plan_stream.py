@@ -18,6 +18,7 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync import diff as D
@@ -49,6 +50,44 @@ def stream_plan(
 ) -> PlanDigest:
     """The digest of what `run` would do for `config` (a platform sync; Connect syncs are planned
     whole, per account), as engine._make_plan + build_plan would plan it."""
+    digest = PlanDigest(config, keep)
+    totals = StreamTotals()
+    for changes, part in planned_parts(prep, config, gw, store, ledger_relation, progress, totals, upcoming):
+        digest.add(changes, part)
+    digest.finish(totals.model_rows, totals.live, totals.unchanged, totals.guard, ())
+    digest.lookup_calls = totals.lookup_calls
+    return digest
+
+
+@dataclass
+class StreamTotals:
+    """What a streamed plan knows of the whole sync once its last part is planned."""
+
+    model_rows: int = 0
+    live: int = 0
+    changed_rows: int = 0
+    deletes: int = 0
+    lookup_calls: int = 0
+    guard: str | None = None  # the delete guard over every planned delete
+
+    @property
+    def unchanged(self) -> int:
+        return max(self.model_rows - self.changed_rows, 0)
+
+
+def planned_parts(
+    prep: Any,  # engine.Prepared
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    progress: Progress,
+    totals: StreamTotals,
+    upcoming: Upcoming | None = None,
+    run_id: str | None = None,
+) -> Iterator[tuple[list[Change], int]]:
+    """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
+    `totals` is complete once the generator is exhausted."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -63,20 +102,18 @@ def stream_plan(
         # before the stream is read: an embedded warehouse reuses this query's memory for the stream
         repeated = repeated_match_values(prep.wh, config, relation)
     adapter = adapter_for(config.object)
-    live = store.count_live(config.name) if store is not None else 0
-    token = "plan" if prep.full_refresh else None
-    digest = PlanDigest(config, keep)
+    totals.model_rows = stream.model_rows
+    totals.live = store.count_live(config.name) if store is not None else 0
+    token = (run_id or "plan") if prep.full_refresh else None
     seen_match = _OnlyRepeated(repeated)
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
-    calls = changed_rows = 0
 
     def lookups_for(rows: list[DiffRow], more_coming: bool) -> Lookups:
-        nonlocal calls
         part = DiffResult(rows=rows, model_rows=stream.model_rows)
         found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
         found = bind(config, adapter, part, gw, store, relation, found, once)
-        calls += found.calls
+        totals.lookup_calls += found.calls
         return found
 
     def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
@@ -92,34 +129,32 @@ def stream_plan(
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
-            changed_rows += len(chunk)
+            totals.changed_rows += len(chunk)
             aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
             now = [r for r, later in zip(chunk, aside, strict=True) if not later]
             set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
-            digest.add(plan_rows(now, more or bool(set_aside)), PRESENT)
+            yield plan_rows(now, more or bool(set_aside)), PRESENT
             progress.advance(len(chunk))
         set_aside.sort(key=lambda r: r.key)
         size = D.CHUNK_ROWS
         for start in range(0, len(set_aside), size):
             more = start + size < len(set_aside)
-            digest.add(plan_rows(set_aside[start : start + size], more), PRESENT)
+            yield plan_rows(set_aside[start : start + size], more), PRESENT
         left: set[str] = set()  # old keys of re-keys whose rows left the model
         olds = {old for old, _ in rekeyed.values()}  # every row still in the model is planned
         for chunk in stream.deleted:
             left.update(row.key for row in chunk if row.key in olds)
-            digest.add((_plan_delete(config, adapter, row, rekeyed) for row in chunk), DELETED)
+            gone = [_plan_delete(config, adapter, row, rekeyed) for row in chunk]
+            totals.deletes += sum(1 for c in gone if c.action == "delete")
+            yield gone, DELETED
             progress.advance(len(chunk))
     # a re-keyed row whose old key is not in the diff (delete: nothing) is retired all the same
     retired = [_rekey(config, old, new, sid, None) for sid, (old, new) in rekeyed.items() if old not in left]
-    digest.add(retired, RETIRED)
+    yield retired, RETIRED
     directory_for(gw).chunks_done()
     if config.object == "customer":  # this sync may create customers: "none with this email" expires
         directory_for(gw).forget_absences()
-    model_rows = stream.model_rows
-    guard = _delete_guard(config, prep.settings, digest.count("delete"), model_rows, live)
-    digest.finish(model_rows, live, max(model_rows - changed_rows, 0), guard, ())
-    digest.lookup_calls = calls
-    return digest
+    totals.guard = _delete_guard(config, prep.settings, totals.deletes, totals.model_rows, totals.live)
 
 
 # The parts of a plan in the order build_plan lists them (a tie in natural key order keeps it).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +24,7 @@ from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.plan_report import still_rejected
+from dbt_stripe_sync.plan_stream import StreamTotals
 from dbt_stripe_sync.progress import Progress
 from dbt_stripe_sync.report import SyncSummary, print_summary
 from dbt_stripe_sync.run_lock import StateLock
@@ -39,10 +40,20 @@ if TYPE_CHECKING:
 
 # (config, the state it plans against, run_id) -> the sync's plan
 MakePlan = Callable[[SyncConfig, StateStore, str], SyncPlan]
+# (config, state, run_id, totals) -> its changes a chunk at a time, or None: plan it whole (run_stream.py)
+StreamParts = Callable[
+    [SyncConfig, StateStore, str, StreamTotals], "Iterator[tuple[list[Change], int]] | None"
+]
 
 
 def run_syncs(
-    prep: Prepared, gw: StripeGateway, out: TextIO, started: Any, progress: Progress, make_plan: MakePlan
+    prep: Prepared,
+    gw: StripeGateway,
+    out: TextIO,
+    started: Any,
+    progress: Progress,
+    make_plan: MakePlan,
+    stream_parts: StreamParts | None = None,
 ) -> RunReport:
     """`run`: under the state lock, the syncs in waves (independent ones together), then the deletes,
     dependents first, then each sync's outcome counted and recorded."""
@@ -71,7 +82,9 @@ def run_syncs(
         waves = sync_waves(prep.configs)  # syncs that do not depend on each other send together
         runs: list[list[_SyncRun]] = []
         for wave in waves:
-            wave_runs, not_started = _run_wave(prep, wave, store, gw, applier, run_id, progress, make_plan)
+            wave_runs, not_started = _run_wave(
+                prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts
+            )
             runs.append(wave_runs)
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
@@ -103,6 +116,7 @@ class _SyncRun:
     writes: int = 0  # writes handed to the send pipeline
     deletes: list[Change] = field(default_factory=list)  # sent after every wave, dependents first
     row_written: bool = False  # its `running` row is in the runs table
+    streamed: bool = False  # planned and sent a chunk of its diff at a time (run_stream.py)
 
 
 def _run_wave(
@@ -114,6 +128,7 @@ def _run_wave(
     run_id: str,
     progress: Progress,
     make_plan: MakePlan,
+    stream_parts: StreamParts | None = None,
 ) -> tuple[list[_SyncRun], list[SyncSummary]]:
     """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
     joining one send pipeline as soon as it is planned (so the next is planned while they go out).
@@ -141,11 +156,13 @@ def _run_wave(
             )
             runs.append(run)
             run.row_written = _record_start(store, run, run_id)
-            _plan_and_queue(prep, run, store, applier, run_id, pipe, make_plan)
+            _plan_and_queue(prep, run, store, applier, run_id, pipe, make_plan, stream_parts)
         sending = [r for r in runs if r.writes]
         if sending:
             names = ", ".join(r.config.model for r in sending)
-            with progress.phase(f"{names}: sending to Stripe", total=sum(r.writes for r in sending)):
+            # a streamed sync's writes are counted as they are planned: no total to show
+            total = None if any(r.streamed for r in sending) else sum(r.writes for r in sending)
+            with progress.phase(f"{names}: sending to Stripe", total=total):
                 progress.advance(pipe.finished)  # sent while later syncs of the wave were planned
                 try:
                     pipe.drain()
@@ -216,8 +233,10 @@ def _plan_and_queue(
     run_id: str,
     pipe: SendPipeline,
     make_plan: MakePlan,
+    stream_parts: StreamParts | None = None,
 ) -> None:
-    """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe`."""
+    """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe` (a large
+    sync's a chunk at a time, as the pipeline asks for them)."""
     config, result, summary = run.config, run.result, run.summary
     try:
         # a pending create of a row that left the model is confirmed by its tag or dropped, never sent
@@ -231,6 +250,11 @@ def _plan_and_queue(
         # rows a recovered write finished are not in the diff, so not "unchanged" either
         recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")
+        totals = StreamTotals()
+        parts = stream_parts(config, store, run_id, totals) if stream_parts is not None else None
+        if parts is not None:
+            _queue_streamed(run, parts, totals, recovered, applier, pipe)
+            return
         plan = make_plan(config, store, run_id)
         crashpoint("after_plan")
         summary.unchanged = max(plan.unchanged - recovered, 0)
@@ -244,6 +268,47 @@ def _plan_and_queue(
     except Exception as exc:  # one sync's failure must not stop the others
         run.writes = 0
         _failed(run, exc)
+
+
+def _queue_streamed(
+    run: _SyncRun,
+    parts: Iterator[tuple[list[Change], int]],
+    totals: StreamTotals,
+    recovered: int,
+    applier: Applier,
+    pipe: SendPipeline,
+) -> None:
+    """Queue a streamed sync: its first writes now, the rest planned when its lane runs low. Ledger-only
+    changes are recorded as their chunk is planned; deletes are kept back like a whole plan's."""
+    config, result, summary = run.config, run.result, run.summary
+    run.streamed = True
+
+    def next_writes() -> list[Change] | None:
+        if summary.status != "success":
+            return None
+        try:
+            for changes, _part in parts:
+                run.deletes += [c for c in changes if c.action == "delete"]
+                writes = applier.record_quiet(config, [c for c in changes if c.action != "delete"], result)
+                if writes:
+                    run.writes += len(writes)
+                    return writes
+        except Exception as exc:  # this sync stops; the others in the pipeline go on
+            _failed(run, exc)
+            run.deletes = []
+            return None
+        summary.unchanged = max(totals.unchanged - recovered, 0)
+        if totals.guard:  # cannot trip: checked against an upper bound first (run_stream.py)
+            run.deletes = []
+            summary.status, summary.message = "blocked", totals.guard + " — its deletes were not sent"
+        return None
+
+    first = next_writes()
+    crashpoint("after_plan")
+    if first:
+        lane = applier.lane(config, run.adapter, first, result)
+        lane.refill = next_writes
+        pipe.add(lane, first)
 
 
 def _failed(run: _SyncRun, exc: BaseException) -> None:

@@ -44,6 +44,9 @@ class Lane:
     ready: deque = field(default_factory=deque)  # checkpointed, not yet submitted
     done: list = field(default_factory=list)  # (change, entry, bucket, reason), not yet recorded
     in_flight: int = 0  # submitted, not yet answered
+    # More writes, planned on demand (a sync streamed from its diff): called on the caller's thread when
+    # the lane runs low; returns the next writes (maybe none), or None once there are no more.
+    refill: Callable[[], Sequence[Any] | None] | None = None
 
 
 class SendPipeline:
@@ -104,7 +107,20 @@ class SendPipeline:
 
     # ---- internals ------------------------------------------------------------------------------
     def _has_work(self) -> bool:
-        return bool(self._in_flight) or any(lane.todo or lane.ready for lane in self._lanes)
+        return bool(self._in_flight) or any(
+            lane.todo or lane.ready or lane.refill is not None for lane in self._lanes
+        )
+
+    def _refill(self) -> None:
+        """Top up streamed lanes that have run low (less than a batch left): their memory stays at about
+        a chunk of planned writes, however long the diff."""
+        for lane in self._lanes:
+            while lane.refill is not None and len(lane.todo) + len(lane.ready) < self._size:
+                more = lane.refill()
+                if more is None:
+                    lane.refill = None
+                else:
+                    lane.todo.extend(more)
 
     def _pump(self, *, block: bool, last: bool = False) -> None:
         """Feed, collect, record. A failure (the warehouse refused a write) breaks the pipeline: nothing
@@ -118,6 +134,7 @@ class SendPipeline:
             raise
 
     def _step(self, *, block: bool, last: bool) -> None:
+        self._refill()
         self._feed()
         self._collect(block=block and bool(self._in_flight))
         for lane in self._lanes:  # the last call records what is left, however little
@@ -134,9 +151,11 @@ class SendPipeline:
         while len(self._in_flight) < self.workers * 2:
             if self._unavailable():  # Stripe is unreachable: checkpoint nothing more, count what is left
                 for lane in self._lanes:  # (what is checkpointed already is sent: it fails at once)
+                    lane.refill = None  # rows not planned yet are planned again by the next run
                     if lane.todo:
                         lane.on_not_sent(len(lane.todo))
                         lane.todo.clear()
+            self._refill()
             lane = self._next_lane()
             if lane is None:
                 return

@@ -10,6 +10,7 @@ into SQL.
 
 from __future__ import annotations
 
+import itertools
 import os
 from argparse import Namespace
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,8 @@ from typing import Any
 
 from dbt_stripe_sync.dbt_manifest import PACKAGE_NAME, ensure_package_macros, parse_manifest
 from dbt_stripe_sync.errors import UsageError
+
+_STREAMS = itertools.count()  # names server-side cursors: several syncs may stream at once
 
 # Bind-parameter style of the DB-API driver behind each dbt adapter; "%s" is the common default.
 _PLACEHOLDERS = {"duckdb": "?", "sqlite": "?", "snowflake": "%s", "postgres": "%s", "redshift": "%s"}
@@ -167,8 +170,9 @@ class Warehouse:
         server_side = self.target.adapter_type in ("postgres", "redshift")
         if server_side and not connection.transaction_open:  # a server-side cursor lives in a transaction
             conns.begin()
-        if server_side:  # psycopg2: a named cursor lives on the server
-            cursor = connection.handle.cursor(name=f"dss_stream_{id(self):x}")
+        if server_side:  # psycopg2: a named cursor lives on the server; held past the commits of
+            # ledger writes made while it is read (`run` streams a sync and sends as it reads)
+            cursor = connection.handle.cursor(name=f"dss_stream_{next(_STREAMS)}", withhold=True)
             cursor.itersize = chunk_rows
         else:
             cursor = connection.handle.cursor()

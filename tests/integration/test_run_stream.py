@@ -1,0 +1,130 @@
+"""`run` streams a large sync (issue #10): its diff is read, planned and sent a chunk at a time, and it
+does what `plan` predicted and what a whole-diff run does — the same writes, the same reads, every row
+once. Here every model streams (threshold 0) in chunks of 2 rows, checkpointed 2 writes at a time."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+SEL = ("-s", "stripe_customers")
+SMALL_BATCHES = ("--vars", json.dumps({"dbt_stripe_sync": {"batch_size": 2}}))
+
+
+@pytest.fixture
+def streamed(monkeypatch) -> list[int]:
+    """Every model streams, in chunks of 2 rows; returns the number of parts each streamed sync planned
+    (counted around the real planner, which runs unchanged)."""
+    from dbt_stripe_sync import run_stream
+
+    monkeypatch.setattr(run_stream, "RUN_STREAM_MIN_ROWS", 0)
+    monkeypatch.setattr("dbt_stripe_sync.diff.CHUNK_ROWS", 2)
+    parts: list[int] = []
+    real = run_stream.planned_parts
+
+    def counted(*args, **kwargs):
+        parts.append(0)
+        for part in real(*args, **kwargs):
+            parts[-1] += 1
+            yield part
+
+    monkeypatch.setattr(run_stream, "planned_parts", counted)
+    return parts
+
+
+def _calls(emu) -> list[tuple[str, str]]:
+    """(method, path with ids as {id}) of every API request, sorted: writes in flight go in any order."""
+    return sorted((r["method"], re.sub(r"/cus_\w+", "/{id}", r["path"])) for r in emu.requests())
+
+
+def _run(project, tmp_path, name: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    proc = project.sync("run", *SEL, *SMALL_BATCHES, "--output", str(out))
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    (summary,) = json.loads(out.read_text())["syncs"]
+    return summary
+
+
+def test_a_streamed_run_does_what_its_plan_predicted_and_each_row_once(dbt_project, tmp_path, streamed):
+    emu = dbt_project.emulator
+    first = _run(dbt_project, tmp_path, "first")
+    assert streamed == [4]  # 5 rows: 3 chunks of the diff, then the re-keys' part
+    assert first["counts"]["created"] == 5
+    assert _calls(emu).count(("POST", "/v1/customers")) == 5
+    before = dbt_project.ledger("stripe_customers")
+
+    rows = dbt_project.read_seed("raw_customers")
+    grace = rows.pop(1)  # key 2 leaves the model ...
+    rows[0]["city"] = "Paris"  # key 1 changes
+    new = [
+        {**grace, "user_id": "12"},  # ... and key 12 takes over its customer by email: a re-key
+        {**rows[3], "user_id": "6", "email": "twin@example.com"},
+        {**rows[3], "user_id": "7", "email": "twin@example.com"},  # a repeated match email: rejected
+        {**rows[3], "user_id": "8", "email": "not-an-email"},  # rejected before any call
+        *({**rows[3], "user_id": str(n), "email": f"user{n}@example.com"} for n in (9, 10, 11)),
+    ]
+    dbt_project.write_seed("raw_customers", rows + new)
+    dbt_project.build()
+
+    plan_file = tmp_path / "plan.json"
+    assert dbt_project.sync("plan", *SEL, "--output", str(plan_file)).returncode == 1  # rejects: exit 1
+    (plan,) = json.loads(plan_file.read_text())["plans"]
+    emu.clear_requests()
+    summary = _run(dbt_project, tmp_path, "second")
+    assert len(streamed) == 2 and streamed[1] >= 5
+
+    counts = summary["counts"]
+    predicted = plan["counts"]
+    assert (
+        (counts["created"], counts["updated"], counts["rejected"])
+        == (
+            predicted["create"],
+            predicted["update"],
+            predicted["reject"],
+        )
+        == (4, 2, 2)
+    )
+    # the account listed once for the whole sync (not once per chunk), then one write per change
+    assert _calls(emu) == sorted(
+        [("GET", "/v1/customers")] + [("POST", "/v1/customers")] * 4 + [("POST", "/v1/customers/{id}")] * 2
+    )
+    ledger = dbt_project.ledger("stripe_customers")
+    status = {k: e["status"] for k, e in ledger.items()}
+    assert status == {
+        **{k: "synced" for k in ["1", "3", "4", "5", "6", "9", "10", "11", "12"]},
+        "2": "deleted",
+    } | {
+        "7": "rejected",
+        "8": "rejected",
+    }
+    # re-keyed: row 12 now owns row 2's customer, which was updated, never deleted
+    assert ledger["12"]["stripe_id"] == ledger["2"]["stripe_id"] == before["2"]["stripe_id"]
+    # every customer in Stripe is one model row's, once
+    emails = [c["email"] for c in emu.objects("customer")]
+    assert len(emails) == len(set(emails)) == 5 + 4
+
+    emu.clear_requests()  # nothing changed: a streamed no-op run sends nothing
+    again = _run(dbt_project, tmp_path, "third")
+    assert again["counts"]["created"] == again["counts"]["updated"] == 0
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+
+
+def test_a_streamed_sync_whose_deletes_might_trip_the_guard_is_planned_whole_and_blocked(
+    dbt_project, tmp_path, streamed
+):
+    """The delete guard needs every delete counted before anything is sent: a streamed sync checks it
+    against an upper bound first, and when that could trip, plans whole — blocked, nothing sent."""
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    rows = dbt_project.read_seed("raw_customers")
+    rows[0]["city"] = "Paris"  # a change that would be sent ...
+    dbt_project.write_seed("raw_customers", rows[:1])  # ... while 4 of 5 rows leave: 80 % > 50 %
+    dbt_project.build()
+    emu = dbt_project.emulator
+    emu.clear_requests()
+    proc = dbt_project.sync("run", *SEL)
+    assert proc.returncode != 0
+    assert "max_delete_fraction" in proc.stdout and "nothing was sent for this model" in proc.stdout
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
