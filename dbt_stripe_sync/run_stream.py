@@ -1,7 +1,8 @@
 """`run` of a large sync in flat memory: its diff is read, planned and sent a chunk at a time.
 
-A sync whose model has at least RUN_STREAM_MIN_ROWS rows is planned by `plan_stream.planned_parts`
-(the same chunked planning `plan` uses, so it plans what the whole-diff planner plans) and its writes
+A sync whose model has at least `stream_min_rows` rows (a setting, 20,000 by default) is planned by
+`plan_stream.planned_parts` (the chunked planning `plan` uses, so it plans what the whole-diff planner
+plans) and its writes
 join the send pipeline as they are planned: the pipeline asks for the next chunk's writes when the
 sync's lane runs low, so about one chunk of planned changes is held at a time, not the whole diff.
 
@@ -25,8 +26,6 @@ from dbt_stripe_sync.plan_stream import StreamTotals, planned_parts
 from dbt_stripe_sync.planner import _delete_guard
 from dbt_stripe_sync.progress import Progress
 
-RUN_STREAM_MIN_ROWS = 20_000  # smaller models are planned whole: a few MB, and their writes in key order
-
 Parts = Iterator[tuple[list[Change], int]]
 
 
@@ -44,7 +43,7 @@ def streamed_parts(
         return None
     relation = prep.relations[config.model]
     model_rows = D.model_row_count(prep.wh, relation)
-    if model_rows < RUN_STREAM_MIN_ROWS:
+    if model_rows < prep.settings.stream_min_rows:  # smaller ones are planned whole, in key order
         return None
     if _guard_might_trip(prep, config, store, relation, model_rows):
         return None

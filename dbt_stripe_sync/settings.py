@@ -25,6 +25,7 @@ class Settings:
     endpoint_rate_limit: float | None = None  # requests/s per endpoint (method + path); default 25 (Stripe's)
     concurrency: int | None = None  # writes in flight; default: what the rate limits can use (rate x latency)
     batch_size: int = 100  # rows per ledger checkpoint
+    stream_min_rows: int = 20_000  # `run` plans and sends a model this large a chunk at a time (0: always)
     max_retries: int = 8
     request_timeout_s: float = 30.0
     retry_rejected: bool = False  # re-send rows rejected by pre-send checks on every run, not only on change
@@ -89,7 +90,7 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return number
         if isinstance(default, int) or key == "concurrency":
             number = int(value)
-            if number < 1 and key != "max_retries":
+            if number < 0 or (number < 1 and key not in {"max_retries", "stream_min_rows"}):
                 raise ValueError
             return number
         return None if value is None else str(value)

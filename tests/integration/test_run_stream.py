@@ -11,16 +11,16 @@ import pytest
 
 pytestmark = pytest.mark.timeout(300)
 SEL = ("-s", "stripe_customers")
-SMALL_BATCHES = ("--vars", json.dumps({"dbt_stripe_sync": {"batch_size": 2}}))
+STREAMED = {"stream_min_rows": 0}  # every model streams, however small
+SMALL_BATCHES = ("--vars", json.dumps({"dbt_stripe_sync": {**STREAMED, "batch_size": 2}}))
 
 
 @pytest.fixture
 def streamed(monkeypatch) -> list[int]:
-    """Every model streams, in chunks of 2 rows; returns the number of parts each streamed sync planned
-    (counted around the real planner, which runs unchanged)."""
+    """Diffs read in chunks of 2 rows; returns the number of parts each streamed sync planned (counted
+    around the real planner, which runs unchanged)."""
     from dbt_stripe_sync import run_stream
 
-    monkeypatch.setattr(run_stream, "RUN_STREAM_MIN_ROWS", 0)
     monkeypatch.setattr("dbt_stripe_sync.diff.CHUNK_ROWS", 2)
     parts: list[int] = []
     real = run_stream.planned_parts
@@ -110,6 +110,7 @@ def test_a_streamed_run_does_what_its_plan_predicted_and_each_row_once(dbt_proje
     again = _run(dbt_project, tmp_path, "third")
     assert again["counts"]["created"] == again["counts"]["updated"] == 0
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
+    assert len(streamed) == 3
 
 
 def test_a_streamed_sync_whose_deletes_might_trip_the_guard_is_planned_whole_and_blocked(
@@ -117,14 +118,42 @@ def test_a_streamed_sync_whose_deletes_might_trip_the_guard_is_planned_whole_and
 ):
     """The delete guard needs every delete counted before anything is sent: a streamed sync checks it
     against an upper bound first, and when that could trip, plans whole — blocked, nothing sent."""
-    assert dbt_project.sync("run", *SEL).returncode == 0
+    assert dbt_project.sync("run", *SEL, "--vars", json.dumps({"dbt_stripe_sync": STREAMED})).returncode == 0
+    assert streamed == [4]
     rows = dbt_project.read_seed("raw_customers")
     rows[0]["city"] = "Paris"  # a change that would be sent ...
     dbt_project.write_seed("raw_customers", rows[:1])  # ... while 4 of 5 rows leave: 80 % > 50 %
     dbt_project.build()
     emu = dbt_project.emulator
     emu.clear_requests()
-    proc = dbt_project.sync("run", *SEL)
+    proc = dbt_project.sync("run", *SEL, "--vars", json.dumps({"dbt_stripe_sync": STREAMED}))
     assert proc.returncode != 0
     assert "max_delete_fraction" in proc.stdout and "nothing was sent for this model" in proc.stdout
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+    assert streamed == [4]  # the second run was planned whole
+
+
+@pytest.mark.parametrize("point", ["after_send#7", "after_record#3"])
+def test_a_streamed_run_killed_mid_send_finishes_with_each_row_once(dbt_project, point):
+    """A streamed sync killed while its chunks are being sent: the next run finishes the writes left
+    pending (same idempotency keys) and plans the rows not reached; one customer per row."""
+    base = dbt_project.read_seed("raw_customers")[0]
+    n = 30
+    dbt_project.write_seed(
+        "raw_customers", [{**base, "user_id": str(100 + i), "email": f"s{i}@example.com"} for i in range(n)]
+    )
+    dbt_project.build()
+    v = ("--vars", json.dumps({"dbt_stripe_sync": {**STREAMED, "batch_size": 3}}))
+    killed = dbt_project.sync("run", *SEL, *v, env={"DBT_STRIPE_SYNC_CRASH_AT": point})
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    done = dbt_project.sync("run", *SEL, *v)
+    assert done.returncode == 0, done.stdout + done.stderr
+    emu = dbt_project.emulator
+    emails = sorted(c["email"] for c in emu.objects("customer"))
+    assert emails == sorted(f"s{i}@example.com" for i in range(n))  # each row once, none lost
+    ledger = dbt_project.ledger("stripe_customers")
+    assert {e["status"] for e in ledger.values()} == {"synced"} and len(ledger) == n
+    assert len({e["stripe_id"] for e in ledger.values()}) == n
+    emu.clear_requests()
+    assert dbt_project.sync("run", *SEL, *v).returncode == 0
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
