@@ -41,16 +41,30 @@ class Sizes:
     latency_ms: float
     account: int  # customers already in Stripe for the matching worst case
     connect_creates: int = 200  # Stripe Connect: creates per connected account (x CONNECT_ACCOUNTS)
+    run_rows: int = 20_000  # `run` memory: creates of a first sync, streamed vs planned whole
 
 
 SMOKE = Sizes(
-    plan_rows=2_000, model_rows=2_000, creates=20, naive=10, latency_ms=5, account=150, connect_creates=20
+    plan_rows=2_000,
+    model_rows=2_000,
+    creates=20,
+    naive=10,
+    latency_ms=5,
+    account=150,
+    connect_creates=20,
+    run_rows=300,
 )
 DEFAULT = Sizes(
     plan_rows=100_000, model_rows=100_000, creates=1_000, naive=100, latency_ms=100, account=3_000
 )
 FULL = Sizes(
-    plan_rows=1_000_000, model_rows=1_000_000, creates=1_000, naive=100, latency_ms=100, account=3_000
+    plan_rows=1_000_000,
+    model_rows=1_000_000,
+    creates=1_000,
+    naive=100,
+    latency_ms=100,
+    account=3_000,
+    run_rows=100_000,
 )
 
 
@@ -596,6 +610,44 @@ def memory_and_diff(sizes: Sizes, tmp: Path) -> list[Row]:
     return rows
 
 
+def run_memory(sizes: Sizes, tmp: Path) -> list[Row]:
+    """`run` of a first sync of N customers in its own process (`ru_maxrss`), streamed (`stream_min_rows:
+    0`) and planned whole, each on its own copy of the project and its own emulator with no limits."""
+    n = sizes.run_rows
+    built = tmp / "run-mem"
+    _make_example(built, n)
+    figures: dict[str, tuple[float, float, int]] = {}
+    for label, min_rows in (("streamed", 0), ("whole", 10**12)):
+        root = tmp / f"run-mem-{label}"
+        shutil.copytree(built, root)
+        env = _env(root)
+        unpaced = {"rate_limit": 2_000, "endpoint_rate_limit": 2_000, "concurrency": 16, "batch_size": 500}
+        vars_ = json.dumps({"dbt_stripe_sync": {**unpaced, "stream_min_rows": min_rows}})
+        with Emulator(endpoint_rate_limit=None) as emu:
+            env = {**env, "STRIPE_API_KEY": "sk_test_bench", "STRIPE_API_BASE": emu.url}
+            cmd = [sys.executable, "-c", _RSS_PROBE, "run", "-s", "stripe_customers", "--vars", vars_]
+            cmd += ["--project-dir", str(root), "--profiles-dir", str(root), "--no-progress"]
+            t0 = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=7200)
+            seconds = time.perf_counter() - t0
+            match = re.search(r"RSS_KB (\d+) RC (\d+)", proc.stdout)
+            assert match and match.group(2) == "0", proc.stdout[-2000:] + proc.stderr[-2000:]
+            created = sum(1 for r in emu.requests() if r["method"] == "POST")
+        figures[label] = (int(match.group(1)) / 1024, seconds, created)
+        shutil.rmtree(root, ignore_errors=True)
+    (rss, secs, made), (whole_rss, whole_secs, whole_made) = figures["streamed"], figures["whole"]
+    assert made == whole_made == n, figures
+    return [
+        Row(
+            f"run RSS, first sync of {n:,} rows, streamed (MB)",
+            f"{rss:.0f} ({secs:.0f} s)",
+            "flat in N",
+            f"{whole_rss:.0f} planned whole ({whole_secs:.0f} s)",
+            _ratio(whole_rss, rss),
+        )
+    ]
+
+
 def fixed_cost(tmp: Path, repeat: int) -> list[Row]:
     root = tmp / "chain"  # synced by writes_and_reads: a run now is a no-op
     with Emulator() as emu:
@@ -658,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
             ("throughput", lambda: throughput(sizes, tmp)),
             ("connect", lambda: connect_accounts(sizes, tmp)),
             ("memory and diff", lambda: memory_and_diff(sizes, tmp)),
+            ("run memory", lambda: run_memory(sizes, tmp)),
         ):
             if args.only and args.only != name:
                 continue
