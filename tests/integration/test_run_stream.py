@@ -157,3 +157,28 @@ def test_a_streamed_run_killed_mid_send_finishes_with_each_row_once(dbt_project,
     emu.clear_requests()
     assert dbt_project.sync("run", *SEL, *v).returncode == 0
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
+
+
+def test_two_streamed_syncs_send_together_each_row_once(dbt_project, tmp_path, streamed):
+    """Customers and products (independent: one wave) both stream, two diff cursors open at once and
+    ledger commits in between; every row of each becomes one object."""
+    base = dbt_project.read_seed("raw_customers")[0]
+    dbt_project.write_seed(
+        "raw_customers", [{**base, "user_id": str(200 + i), "email": f"t{i}@example.com"} for i in range(9)]
+    )
+    products = dbt_project.read_seed("raw_products")
+    extra = [{**products[0], "product_key": f"two{i}", "product_id": f"prod_dss_two{i}"} for i in range(7)]
+    dbt_project.write_seed("raw_products", [*products, *extra])
+    dbt_project.build()
+    proc = dbt_project.sync("run", "-s", "stripe_customers", "stripe_products", *SMALL_BATCHES)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(streamed) == 2 and min(streamed) >= 4  # both streamed, in several chunks
+    emu = dbt_project.emulator
+    assert sorted(c["email"] for c in emu.objects("customer")) == sorted(
+        f"t{i}@example.com" for i in range(9)
+    )
+    assert sorted(p["id"] for p in emu.objects("product")) == sorted(
+        [p["product_id"] for p in products] + [p["product_id"] for p in extra]
+    )
+    posts = [r["path"] for r in emu.requests() if r["method"] == "POST"]
+    assert posts.count("/v1/customers") == 9 and posts.count("/v1/products") == len(products) + 7
