@@ -52,7 +52,7 @@ SMOKE = Sizes(
     latency_ms=5,
     account=150,
     connect_creates=20,
-    run_rows=300,
+    run_rows=100,
 )
 DEFAULT = Sizes(
     plan_rows=100_000, model_rows=100_000, creates=1_000, naive=100, latency_ms=100, account=3_000
