@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
@@ -19,6 +19,7 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.connect_plan import plan_by_account
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.diff import run_diff
+from dbt_stripe_sync.doomed import Doomed
 from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
@@ -354,8 +355,8 @@ def _plan_one(
 def _planner_for(prep: Prepared, gw: StripeGateway, progress: Progress) -> MakePlan:
     """How `run` plans one sync: against the ledger it holds the lock on."""
 
-    def make(config: SyncConfig, store: StateStore, run_id: str) -> SyncPlan:
-        return _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id)
+    def make(config: SyncConfig, store: StateStore, run_id: str, doomed: Doomed) -> SyncPlan:
+        return _make_plan(prep, config, gw, store, store.ledger, progress, run_id=run_id, doomed=doomed)
 
     return make
 
@@ -363,8 +364,10 @@ def _planner_for(prep: Prepared, gw: StripeGateway, progress: Progress) -> MakeP
 def _streamer_for(prep: Prepared, gw: StripeGateway) -> StreamParts:
     """How `run` plans a large sync a chunk at a time (run_stream.py; None: plan it whole)."""
 
-    def parts(config: SyncConfig, store: StateStore, run_id: str, totals: StreamTotals) -> Any:
-        return streamed_parts(prep, config, gw, store, totals, run_id)
+    def parts(
+        config: SyncConfig, store: StateStore, run_id: str, totals: StreamTotals, doomed: Doomed
+    ) -> Any:
+        return streamed_parts(prep, config, gw, store, totals, run_id, doomed)
 
     return parts
 
@@ -378,7 +381,9 @@ def _make_plan(
     progress: Progress,
     upcoming: Upcoming | None = None,
     run_id: str | None = None,
+    doomed: Doomed | None = None,
 ) -> SyncPlan:
+    """One sync's plan, whole. `doomed`: objects syncs planned before it delete (doomed.py)."""
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
         diff = run_diff(
@@ -390,6 +395,8 @@ def _make_plan(
             retry_rejected=prep.settings.retry_rejected,
         )
     crashpoint("after_diff")
+    if doomed:
+        diff = replace(diff, rows=doomed.rows(diff.rows))
     adapter = adapter_for(config.object)
     live = store.count_live(config.name) if store is not None else 0
     token = (run_id or "plan") if prep.full_refresh else None
@@ -401,6 +408,8 @@ def _make_plan(
             )
         lookups = gather(config, diff, gw, store)
         lookups = bind(config, adapter, diff, gw, store, relation, lookups)
+        if doomed:
+            lookups = doomed.lookups(config, lookups)
     return build_plan(
         config, adapter, prep.settings, diff, lookups, live, full_refresh=token, upcoming=upcoming
     )

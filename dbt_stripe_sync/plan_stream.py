@@ -26,6 +26,7 @@ from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
+from dbt_stripe_sync.doomed import Doomed
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
@@ -85,6 +86,7 @@ def planned_parts(
     totals: StreamTotals,
     upcoming: Upcoming | None = None,
     run_id: str | None = None,
+    doomed: Doomed | None = None,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
     `totals` is complete once the generator is exhausted."""
@@ -114,11 +116,13 @@ def planned_parts(
         found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
         found = bind(config, adapter, part, gw, store, relation, found, once)
         totals.lookup_calls += found.calls
-        return found
+        return doomed.lookups(config, found) if doomed else found
 
     def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
         if not rows:
             return []
+        if doomed:
+            rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings
         return [

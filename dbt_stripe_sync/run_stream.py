@@ -19,6 +19,7 @@ from typing import Any
 
 from dbt_stripe_sync import diff as D
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.doomed import Doomed
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.plan import Change
@@ -36,6 +37,7 @@ def streamed_parts(
     store: StateStore,
     totals: StreamTotals,
     run_id: str,
+    doomed: Doomed | None = None,
 ) -> Parts | None:
     """The sync's changes a chunk at a time, or None when it is to be planned whole (a small model, a
     Stripe Connect sync — planned per account —, or deletes that might trip the delete guard)."""
@@ -49,7 +51,9 @@ def streamed_parts(
         return None
     # progress phases nest as a stack: a generator suspended inside one would corrupt it, so the
     # streamed planning reports no phases of its own (the sending phase counts its writes)
-    return planned_parts(prep, config, gw, store, store.ledger, Progress(), totals, run_id=run_id)
+    return planned_parts(
+        prep, config, gw, store, store.ledger, Progress(), totals, run_id=run_id, doomed=doomed
+    )
 
 
 def _guard_might_trip(

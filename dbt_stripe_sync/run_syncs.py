@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
@@ -18,6 +19,7 @@ from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
+from dbt_stripe_sync.doomed import Doomed, cancel_in
 from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.gateway import StripeGateway
@@ -33,16 +35,16 @@ from dbt_stripe_sync.secrets import redact_all
 from dbt_stripe_sync.send_pipeline import SendPipeline
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.stripe_objects.base import StripeObject
-from dbt_stripe_sync.waves import sync_waves
+from dbt_stripe_sync.waves import needs, sync_waves
 
 if TYPE_CHECKING:
     from dbt_stripe_sync.engine import Prepared
 
-# (config, the state it plans against, run_id) -> the sync's plan
-MakePlan = Callable[[SyncConfig, StateStore, str], SyncPlan]
-# (config, state, run_id, totals) -> its changes a chunk at a time, or None: plan it whole (run_stream.py)
+# (config, the state it plans against, run_id, what earlier syncs delete) -> the sync's plan
+MakePlan = Callable[[SyncConfig, StateStore, str, Doomed], SyncPlan]
+# (config, state, run_id, totals, doomed) -> its changes a chunk at a time, or None: plan it whole
 StreamParts = Callable[
-    [SyncConfig, StateStore, str, StreamTotals], "Iterator[tuple[list[Change], int]] | None"
+    [SyncConfig, StateStore, str, StreamTotals, Doomed], "Iterator[tuple[list[Change], int]] | None"
 ]
 
 
@@ -81,13 +83,17 @@ def run_syncs(
             out.write(FULL_REFRESH_NOTICE)
         waves = sync_waves(prep.configs)  # syncs that do not depend on each other send together
         runs: list[list[_SyncRun]] = []
+        # what the syncs planned so far delete: later ones must not build on it (doomed.py)
+        kinds = Counter(c.object for c in prep.configs)
+        doomed = Doomed(frozenset(k for k, n in kinds.items() if n > 1))
         for wave in waves:
             wave_runs, not_started = _run_wave(
-                prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts
+                prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts, doomed
             )
             runs.append(wave_runs)
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
+        _hold_back_deletes_of_unfinished_dependents([r for wave_runs in runs for r in wave_runs])
         # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
         # its customer is deleted, which would cancel it at once without one.
         for wave_runs in reversed(runs):
@@ -129,6 +135,7 @@ def _run_wave(
     progress: Progress,
     make_plan: MakePlan,
     stream_parts: StreamParts | None = None,
+    doomed: Doomed | None = None,
 ) -> tuple[list[_SyncRun], list[SyncSummary]]:
     """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
     joining one send pipeline as soon as it is planned (so the next is planned while they go out).
@@ -156,7 +163,17 @@ def _run_wave(
             )
             runs.append(run)
             run.row_written = _record_start(store, run, run_id)
-            _plan_and_queue(prep, run, store, applier, run_id, pipe, make_plan, stream_parts)
+            _plan_and_queue(
+                prep,
+                run,
+                store,
+                applier,
+                run_id,
+                pipe,
+                make_plan,
+                stream_parts,
+                doomed if doomed is not None else Doomed(),
+            )
         sending = [r for r in runs if r.writes]
         if sending:
             names = ", ".join(r.config.model for r in sending)
@@ -233,7 +250,8 @@ def _plan_and_queue(
     run_id: str,
     pipe: SendPipeline,
     make_plan: MakePlan,
-    stream_parts: StreamParts | None = None,
+    stream_parts: StreamParts | None,
+    doomed: Doomed,
 ) -> None:
     """Finish what earlier runs left pending, plan the sync and queue its writes on `pipe` (a large
     sync's a chunk at a time, as the pipeline asks for them)."""
@@ -251,17 +269,19 @@ def _plan_and_queue(
         recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
         crashpoint("after_recover")
         totals = StreamTotals()
-        parts = stream_parts(config, store, run_id, totals) if stream_parts is not None else None
+        parts = stream_parts(config, store, run_id, totals, doomed) if stream_parts is not None else None
         if parts is not None:
-            _queue_streamed(run, parts, totals, recovered, applier, pipe)
+            _queue_streamed(run, parts, totals, recovered, applier, pipe, doomed)
             return
-        plan = make_plan(config, store, run_id)
+        plan = make_plan(config, store, run_id, doomed)
         crashpoint("after_plan")
         summary.unchanged = max(plan.unchanged - recovered, 0)
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
+        doomed.hand_over(config, plan.changes)  # objects moving here from a model that deletes them
         run.deletes = [c for c in plan.changes if c.action == "delete"]
+        doomed.add(config, run.deletes, _canceller(run, applier))
         now = replace(plan, changes=tuple(c for c in plan.changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
         applier.apply(now, run.adapter, result, pipe)
@@ -277,18 +297,23 @@ def _queue_streamed(
     recovered: int,
     applier: Applier,
     pipe: SendPipeline,
+    doomed: Doomed,
 ) -> None:
     """Queue a streamed sync: its first writes now, the rest planned when its lane runs low. Ledger-only
     changes are recorded as their chunk is planned; deletes are kept back like a whole plan's."""
     config, result, summary = run.config, run.result, run.summary
     run.streamed = True
+    cancel = _canceller(run, applier)
 
     def next_writes() -> list[Change] | None:
         if summary.status != "success":
             return None
         try:
             for changes, _part in parts:
-                run.deletes += [c for c in changes if c.action == "delete"]
+                doomed.hand_over(config, changes)
+                deletes = [c for c in changes if c.action == "delete"]
+                run.deletes += deletes
+                doomed.add(config, deletes, cancel)
                 writes = applier.record_quiet(config, [c for c in changes if c.action != "delete"], result)
                 if writes:
                     run.writes += len(writes)
@@ -309,6 +334,32 @@ def _queue_streamed(
         lane = applier.lane(config, run.adapter, first, result)
         lane.refill = next_writes
         pipe.add(lane, first)
+
+
+def _canceller(run: _SyncRun, applier: Applier) -> Callable[[Change], None]:
+    """Drops one of the run's planned deletes, recording its row's retirement instead (doomed.py)."""
+    return cancel_in(run.deletes, lambda retired: applier.record_quiet(run.config, [retired], run.result))
+
+
+def _hold_back_deletes_of_unfinished_dependents(runs: Sequence[_SyncRun]) -> None:
+    """A sync that depends on another and did not finish (blocked by its delete guard, failed) may still
+    hold objects of the other's that it meant to change first — a subscription to cancel with its
+    proration before its customer goes. The other's deletes wait for a run where it finishes."""
+    for run in runs:
+        if not run.deletes:
+            continue
+        unfinished = [
+            r.config.model
+            for r in runs
+            if r is not run and r.summary.status in ("blocked", "error") and needs(r.config, run.config)
+        ]
+        if unfinished:
+            held, run.deletes = len(run.deletes), []
+            note = (
+                f"{held} delete(s) held back: {', '.join(unfinished)} depends on this model and did not "
+                "finish; they are planned again by the next run"
+            )
+            run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
 
 
 def _failed(run: _SyncRun, exc: BaseException) -> None:

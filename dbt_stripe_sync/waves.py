@@ -29,10 +29,11 @@ _SWEPT_INTO = {("invoice_item", "invoice"), ("invoice_item", "subscription")}
 
 def depend(a: SyncConfig, b: SyncConfig) -> bool:
     """Whether the two syncs must not send at the same time (either way round)."""
-    return a.object == b.object or _needs(a, b) or _needs(b, a)
+    return a.object == b.object or needs(a, b) or needs(b, a)
 
 
-def _needs(later: SyncConfig, earlier: SyncConfig) -> bool:
+def needs(later: SyncConfig, earlier: SyncConfig) -> bool:
+    """Whether `later` must run after `earlier` (it uses what `earlier` writes)."""
     if any(r.sync == earlier.name for r in later.references):
         return True
     if earlier.object == "customer" and any(r.by == "email" for r in later.references):

@@ -9,6 +9,7 @@ The circuit opens, for the rest of the gateway's life, on the first of:
 - `failures_to_open` consecutive failures of any kind;
 - at least 2 consecutive failures spanning `open_after_s` seconds (from the start of the streak's
   first attempt), e.g. a Stripe that accepts connections but never answers.
+It also opens on the first 401 (`key_refused`): a refused API key fails every request alike.
 Once open, `wait()` returns at once (backoff sleeps are cut short) and `check()` raises
 StripeUnavailableError, so no further network call is made.
 """
@@ -100,6 +101,17 @@ class CircuitBreaker:
                 self._streak >= 2 and now - since >= self.open_after_s
             ):
                 self._open(self._failing_message(detail, now - since))
+
+    def key_refused(self, detail: str) -> None:
+        """Stripe answered 401: the API key itself is refused, so every request of the run would be
+        too. Open at once rather than spend a refused request per row."""
+        with self._lock:
+            if self._reason is None:
+                self._open(
+                    f"Stripe refused the API key ({detail}); check the key in STRIPE_API_KEY (or the "
+                    "variable named by vars.dbt_stripe_sync.api_key_env) and that it belongs to the account "
+                    "and mode you meant. Stopped sending for this run; unsent writes stay pending."
+                )
 
     def _open(self, reason: str) -> None:
         self._reason = reason

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_stripe_sync.secrets import install_log_filter, key_mode, register_secret
+from dbt_stripe_sync.secrets import install_log_filter, key_mode, redact_all, register_secret
 
 from .breaker import CircuitBreaker
 from .errors import StripeRequestError, StripeUnavailableError
@@ -387,6 +387,8 @@ class StripeGateway:
                 continue
             error = _error_from_response(resp, body, retryable=retryable, attempts=attempt)
             error.outcome_unknown = maybe_applied
+            if resp.status == 401:  # the key itself: every later request would be refused too
+                self._breaker.key_refused(redact_all(f"HTTP 401: {error.message}")[:300])
             if resp.status >= 500 and not retryable and not is_replay_safe(method, idempotency_key):
                 error.message += "; outcome unknown, not retried (no idempotency key)"
             error.message += self._over_time_note(retryable, retry, started)

@@ -84,3 +84,35 @@ def _request_count(url: str) -> int:
             return resp.read().count(b'"method"')
     except OSError:
         return 0
+
+
+def test_a_refused_api_key_ends_the_run_after_one_request_and_loses_nothing(dbt_project):
+    """Every customer changed, run with a key Stripe refuses (401; the emulator refuses live keys): one
+    request, then the run stops with a message naming the key's variable, not a refused request per
+    row; with the right key the next run sends every change."""
+    import json
+
+    assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
+    rows = dbt_project.read_seed("raw_customers")
+    for row in rows:
+        row["city"] = "Paris"
+    dbt_project.write_seed("raw_customers", rows)
+    dbt_project.build()
+    emu = dbt_project.emulator
+    emu.clear_requests()
+    # one write in flight at a time, so "one request" does not depend on how fast the 401 comes back
+    # (with more in flight, those already sent are answered 401 too; nothing is sent after)
+    settings = {"live_targets": [dbt_project.target], "concurrency": 1}
+    live = ("--vars", json.dumps({"dbt_stripe_sync": settings}))
+    refused = dbt_project.sync(
+        "run", "-s", "stripe_customers", *live, env={"STRIPE_API_KEY": "sk_live_refused0000000000"}
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Stripe refused the API key" in refused.stdout and "STRIPE_API_KEY" in refused.stdout
+    assert "sk_live_refused0000000000" not in refused.stdout + refused.stderr
+    assert len(emu.requests()) == 1
+    emu.clear_requests()
+    fixed = dbt_project.sync("run", "-s", "stripe_customers")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert sorted(r["method"] for r in emu.requests()) == ["POST"] * len(rows)  # every change, once
+    assert {c["address"]["city"] for c in emu.objects("customer")} == {"Paris"}

@@ -90,3 +90,108 @@ def test_a_subscription_is_cancelled_before_its_customer_is_deleted(dbt_project)
     )
     assert (action, outcome, status) == ("cancel", "ok", 200)
     assert request_id == cancel["id"]
+
+
+_LEADS_YML = """
+version: 2
+models:
+  - name: {name}
+    config:
+      meta:
+        stripe_sync:
+          object: customer
+          mode: upsert
+          primary_key: lead_id
+          match: {{field: email, column: email}}
+          fields: {{name: full_name}}
+          delete: delete
+"""
+
+
+@pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
+def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, leads):
+    """Ada leaves stripe_customers (delete: delete) and appears in a second customers model, matched by
+    email: her customer moves to it — updated, never deleted — whichever model is synced first. (Deleting
+    it last left the new model's ledger pointing at a deleted customer, exit 0.)"""
+    dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
+    dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
+    dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
+    dbt_project.build()
+    sel = ("-s", "stripe_customers", leads)
+    assert dbt_project.sync("run", *sel).returncode == 0
+    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+
+    customers = dbt_project.read_seed("raw_customers")
+    dbt_project.write_seed("raw_customers", [r for r in customers if r["user_id"] != "1"])
+    dbt_project.write_seed(
+        "raw_leads",
+        [
+            {"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"},
+            {"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada, Countess"},
+        ],
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    emu.clear_requests()
+    proc = dbt_project.sync("run", *sel)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    writes = [(r["method"], r["path"]) for r in emu.requests() if r["method"] != "GET"]
+    assert writes == [("POST", f"/v1/customers/{ada}")]  # updated by her new row; nothing deleted
+    assert {c["id"]: c["name"] for c in emu.objects("customer")}[ada] == "Ada, Countess"
+    assert dbt_project.ledger(leads)["L1"]["stripe_id"] == ada
+    old = dbt_project.ledger("stripe_customers")["1"]
+    assert old["status"] == "deleted" and "moved" in old["last_error"]  # retired, like a re-key
+    emu.clear_requests()
+    assert dbt_project.sync("run", *sel).returncode == 0
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+
+
+def test_no_subscription_is_created_for_a_customer_the_same_run_deletes(dbt_project):
+    """Ada leaves the customers model while a new subscription row for her appears: as one sync after
+    another would, the subscription is rejected (no customer has her email once she is deleted), not
+    created and then cancelled by her customer's delete."""
+    syncs = ("stripe_customers", "stripe_products", "stripe_prices", "stripe_subscriptions")
+    dbt_project.build()
+    emu = dbt_project.emulator
+    assert dbt_project.sync("run", "-s", *syncs).returncode == 0
+    sub_id = dbt_project.ledger("stripe_subscriptions")["s1"]["stripe_id"]
+    cus_id = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+    dbt_project.write_seed(
+        "raw_customers", [r for r in dbt_project.read_seed("raw_customers") if r["user_id"] != "1"]
+    )
+    subs = dbt_project.read_seed("raw_subscriptions")
+    s1 = next(r for r in subs if r["subscription_key"] == "s1")
+    rest = [r for r in subs if r["subscription_key"] != "s1"]
+    dbt_project.write_seed("raw_subscriptions", [*rest, {**s1, "subscription_key": "s9"}])
+    dbt_project.build()
+    emu.clear_requests()
+
+    proc = dbt_project.sync("run", "-s", *syncs)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # s9 is rejected
+    writes = [(r["method"], r["path"]) for r in emu.requests() if r["method"] != "GET"]
+    assert writes == [("DELETE", f"/v1/subscriptions/{sub_id}"), ("DELETE", f"/v1/customers/{cus_id}")]
+    s9 = dbt_project.ledger("stripe_subscriptions")["s9"]
+    assert s9["status"] == "rejected" and "ada@example.com" in s9["last_error"]
+
+
+def test_a_dependent_blocked_by_its_delete_guard_holds_back_its_customers_deletes(dbt_project):
+    """Subscriptions lose 2 of 3 rows (blocked by max_delete_fraction: nothing sent for them) while
+    customers lose 1 of 5: deleting that customer would cancel its subscription without the proration
+    the blocked model asks for, so the customers' deletes wait for a run where subscriptions finish."""
+    syncs = ("stripe_customers", "stripe_products", "stripe_prices", "stripe_subscriptions")
+    dbt_project.build()
+    emu = dbt_project.emulator
+    assert dbt_project.sync("run", "-s", *syncs).returncode == 0
+    dbt_project.write_seed(
+        "raw_customers", [r for r in dbt_project.read_seed("raw_customers") if r["user_id"] != "1"]
+    )
+    subs = dbt_project.read_seed("raw_subscriptions")
+    dbt_project.write_seed("raw_subscriptions", [r for r in subs if r["subscription_key"] == "s3"])
+    dbt_project.build()
+    emu.clear_requests()
+
+    proc = dbt_project.sync("run", "-s", *syncs)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "max_delete_fraction" in proc.stdout and "held back" in proc.stdout
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+    assert dbt_project.ledger("stripe_customers")["1"]["status"] == "synced"  # planned again next run

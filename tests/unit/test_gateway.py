@@ -911,3 +911,20 @@ def test_connected_accounts_carry_the_header_and_have_their_own_budgets(server, 
     assert len(paced) == 1  # A's second call waits once, for all its budgets at once; nobody else waits
     assert gw.limiter_for("acct_1A") is not gw.limiter_for("acct_1B")
     assert gw.limiter_for(None) is gw.limiter
+
+
+def test_a_refused_api_key_stops_the_run_after_one_request(server, make_gateway):
+    """A 401 is the key, not the row: every later request would be refused alike, so the breaker opens
+    at once and nothing more goes out (not one refused request per row), with the key redacted."""
+    server.script(error(401, message=f"Invalid API Key provided: {KEY}", type="invalid_request_error"))
+    gw = make_gateway(max_retries=3)
+    with pytest.raises(StripeRequestError) as first:
+        gw.request("post", "/v1/customers/cus_1", {"name": "x"}, idempotency_key="ik-1")
+    assert first.value.status == 401 and not isinstance(first.value, StripeUnavailableError)
+    for i in range(3):
+        with pytest.raises(StripeUnavailableError) as later:
+            gw.request("post", f"/v1/customers/cus_{i + 2}", {"name": "y"}, idempotency_key=f"ik-{i + 2}")
+    assert len(server.requests) == 1  # one refused request, then none
+    reason = str(later.value)
+    assert "Stripe refused the API key (HTTP 401" in reason and "STRIPE_API_KEY" in reason
+    assert KEY not in reason
