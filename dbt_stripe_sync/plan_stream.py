@@ -17,6 +17,8 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,7 @@ from dbt_stripe_sync import diff as D
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
-from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
+from dbt_stripe_sync.diff import DiffResult, DiffRow, DiffStream, stream_diff
 from dbt_stripe_sync.doomed import Doomed
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
@@ -87,9 +89,11 @@ def planned_parts(
     upcoming: Upcoming | None = None,
     run_id: str | None = None,
     doomed: Doomed | None = None,
+    spool: bool = False,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
-    `totals` is complete once the generator is exhausted."""
+    `totals` is complete once the generator is exhausted. `spool`: read the diff to a temporary file
+    first (`run`, which writes the ledger while it plans: see `spooled`)."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -103,6 +107,8 @@ def planned_parts(
         )
         # before the stream is read: an embedded warehouse reuses this query's memory for the stream
         repeated = repeated_match_values(prep.wh, config, relation)
+        if spool:
+            stream = spooled(stream)
     adapter = adapter_for(config.object)
     totals.model_rows = stream.model_rows
     totals.live = store.count_live(config.name) if store is not None else 0
@@ -159,6 +165,31 @@ def planned_parts(
     if config.object == "customer":  # this sync may create customers: "none with this email" expires
         directory_for(gw).forget_absences()
     totals.guard = _delete_guard(config, prep.settings, totals.deletes, totals.model_rows, totals.live)
+
+
+def spooled(stream: DiffStream) -> DiffStream:
+    """The diff read to its end at once into temporary files (pickled chunks), then served from them:
+    no warehouse cursor or transaction stays open while `run` writes the ledger. An open DuckDB reader
+    keeps every version of the rows written meanwhile (a streamed first sync of 80,000 rows grew to
+    472 MB and ran slower than planning it whole), and the rows read are those of one snapshot, as
+    when the diff is read whole."""
+    parts = []
+    for chunks in (stream.present, stream.deleted):
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _unspool when read)
+        for chunk in chunks:
+            pickle.dump(chunk, spool, protocol=pickle.HIGHEST_PROTOCOL)
+        spool.seek(0)
+        parts.append(_unspool(spool))
+    return DiffStream(stream.model_rows, parts[0], parts[1])
+
+
+def _unspool(spool: Any) -> Iterator[list[DiffRow]]:
+    with spool:
+        while True:
+            try:
+                yield pickle.load(spool)
+            except EOFError:
+                return
 
 
 # The parts of a plan in the order build_plan lists them (a tie in natural key order keeps it).

@@ -52,7 +52,7 @@ def streamed_parts(
     # progress phases nest as a stack: a generator suspended inside one would corrupt it, so the
     # streamed planning reports no phases of its own (the sending phase counts its writes)
     return planned_parts(
-        prep, config, gw, store, store.ledger, Progress(), totals, run_id=run_id, doomed=doomed
+        prep, config, gw, store, store.ledger, Progress(), totals, run_id=run_id, doomed=doomed, spool=True
     )
 
 
