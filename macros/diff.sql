@@ -130,22 +130,24 @@
   {%- endfor -%}
   {%- set present = part in (none, 'present') -%}
   {%- set deleted = part == 'deleted' or (part is none and include_deletes) -%}
-  {%- set sql -%}
-with src as (
-    select cast({{ adapter.quote(key_column) }} as {{ str }}) as _dss_key, {{ src_cols | join(', ') }}
-    from {{ model_relation }}
-    {%- if partition %}
-    where {{ dbt_stripe_sync.partition_sql('cast(' ~ adapter.quote(key_column) ~ ' as ' ~ str ~ ')', partition['count'], partition['index']) }}
-    {%- endif %}
-),
-led as (
+  {#- the model's rows and the sync's ledger rows (of one partition), inlined where used: a CTE used
+      twice (present and deleted in one query) would be materialized whole by some warehouses -#}
+  {%- set model_key = 'cast(m.' ~ adapter.quote(key_column) ~ ' as ' ~ str ~ ')' -%}
+  {%- set model_where -%}
+    {%- if partition %} where {{ dbt_stripe_sync.partition_sql(model_key, partition['count'], partition['index']) }}{% endif -%}
+  {%- endset -%}
+  {%- set led -%}
     select source_key, status, payload_hash, attempt_hash, stripe_id
-    from {{ ledger_relation }} as ledger_rows where sync_name = {{ q(sync_name) }}
-    {%- if partition %}
-        and {{ dbt_stripe_sync.partition_sql('source_key', partition['count'], partition['index']) }}
-    {%- endif %}
-),
+        from {{ ledger_relation }} as ledger_rows where sync_name = {{ q(sync_name) }}
+        {%- if partition %} and {{ dbt_stripe_sync.partition_sql('source_key', partition['count'], partition['index']) }}{% endif -%}
+  {%- endset -%}
+  {%- set sql -%}
+with
 {%- if present %}
+src as (
+    select {{ model_key }} as _dss_key, {{ src_cols | join(', ') }}
+    from {{ model_relation }} as m{{ model_where }}
+),
 hashed as (
     select s.*{% for rc in ref_cols %}, {{ rc }}{% endfor %},
         {{ dbt_stripe_sync.hash_sql(hash_parts) }} as _dss_hash
@@ -168,7 +170,7 @@ picked as (
         {% for c in columns %}, h.c{{ loop.index0 }}{% endfor %}
         {% for r in references %}, h.r{{ loop.index0 }}{% endfor %}
     from hashed h
-    left join led l on h._dss_key = l.source_key
+    left join ({{ led }}) l on h._dss_key = l.source_key
     where
         l.source_key is null
         or l.status in ('pending', 'failed', 'deleted', 'archived', 'left')
@@ -187,10 +189,12 @@ picked as (
         l.source_key as _dss_ledger_key
         {% for c in columns %}, null as c{{ loop.index0 }}{% endfor %}
         {% for r in references %}, cast(null as {{ str }}) as r{{ loop.index0 }}{% endfor %}
-    from led l
+    from ({{ led }}) l
+    left join (select {{ model_key }} as _dss_key from {{ model_relation }} as m{{ model_where }}) k
+        on k._dss_key = l.source_key
     where
-        ((l.status in ('synced', 'failed', 'rejected') and l.stripe_id is not null) or l.status = 'pending')
-        and not exists (select 1 from src s where s._dss_key = l.source_key)
+        k._dss_key is null
+        and ((l.status in ('synced', 'failed', 'rejected') and l.stripe_id is not null) or l.status = 'pending')
 {%- endif %}
 )
 select
