@@ -64,6 +64,11 @@ def run_diff(
 
 
 CHUNK_ROWS = 5_000  # diff rows read, matched and planned at a time by `plan`
+# `plan` on a warehouse inside this process (its memory is ours) joins a sync's ledger this many
+# rows at a time: the diff runs as ceil(ledger rows / PARTITION_ROWS) queries, each on one
+# partition of the keys (`partition_sql`), so each hash join builds a part of the ledger only
+PARTITION_ROWS = 250_000
+PARTITIONED = ("duckdb",)
 
 
 @dataclass(frozen=True)
@@ -86,20 +91,41 @@ def stream_diff(
     include_deletes: bool,
     retry_rejected: bool,
     chunk_rows: int | None = None,
+    cap_memory: bool = True,
 ) -> DiffStream:
-    """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time."""
+    """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time.
+    `cap_memory`: False when the caller goes on to write (`run`), which the cap is not meant for."""
     size = chunk_rows or CHUNK_ROWS
+    if cap_memory:
+        wh.cap_memory()  # only reads from here on (embedded_memory.py)
     _check_keys(wh, config, model_relation)
     model_rows = model_row_count(wh, model_relation)
     args = (wh, config, model_relation, ledger_relation, include_deletes, retry_rejected)
+    parts = partitions(wh, config, ledger_relation)
 
     def chunks(part: str) -> Iterator[list[DiffRow]]:
         read: _RowReader | None = None
-        for names, rows in wh.stream(_diff_sql(*args, part), size):
-            read = read or _RowReader(config, names)
-            yield [read(row) for row in rows]
+        for partition in parts:
+            for names, rows in wh.stream(_diff_sql(*args, part, partition), size):
+                read = read or _RowReader(config, names)
+                yield [read(row) for row in rows]
 
     return DiffStream(model_rows, chunks("present"), chunks("deleted") if include_deletes else iter(()))
+
+
+def partitions(wh: Warehouse, config: SyncConfig, ledger_relation: str) -> list[dict[str, int] | None]:
+    """The partitions the streamed diff of `config` runs in: [None] (one query) unless the warehouse
+    is in this process and the sync's ledger holds more than PARTITION_ROWS rows."""
+    if wh.target.adapter_type not in PARTITIONED:
+        return [None]
+    p = wh.placeholder
+    _, found = wh.query(
+        f"select count(*) from {ledger_relation} as ledger_rows where sync_name = {p}", [config.name]
+    )
+    count = -(-int(found[0][0]) // PARTITION_ROWS)
+    if count <= 1 or wh.macro("partition_sql", expression="k", count=count, index=0) is None:
+        return [None]  # small, or a warehouse whose macros do not partition
+    return [{"count": count, "index": i} for i in range(count)]
 
 
 def model_row_count(wh: Warehouse, model_relation: str) -> int:
@@ -115,11 +141,14 @@ def _diff_sql(
     include_deletes: bool,
     retry_rejected: bool,
     part: str | None,
+    partition: dict[str, int] | None = None,
 ) -> str:
     columns = config.columns()
     kwargs: dict[str, Any] = {}
     if part is not None:  # passed only when wanted: a project's own override may predate the argument
         kwargs["part"] = part
+    if partition is not None:
+        kwargs["partition"] = partition
     return wh.macro(
         "diff_sql",
         model_relation=model_relation,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync.dbt_manifest import PACKAGE_NAME, ensure_package_macros, parse_manifest
+from dbt_stripe_sync.embedded_memory import MemoryCap, is_out_of_memory
 from dbt_stripe_sync.errors import UsageError
 
 _STREAMS = itertools.count()  # names server-side cursors: several syncs may stream at once
@@ -58,6 +59,7 @@ class Warehouse:
         self.config = config  # dbt's RuntimeConfig (selectors.yml, paths) for selection
         self.manifest: Any = None  # dbt's Manifest parsed for this target
         self.macros_from = "project"  # where the dbt_stripe_sync macros came from: project | shipped
+        self.memory_cap = MemoryCap()  # an embedded DuckDB's memory, capped for read-only work
 
     # ---- boot -----------------------------------------------------------------------------
     @classmethod
@@ -120,6 +122,7 @@ class Warehouse:
         """Release the connection and any process-wide handle (DuckDB keeps its file locked otherwise)."""
         try:
             self.commit()
+            self.memory_cap.lift(self.execute)
             self._adapter.cleanup_connections()
         finally:
             manager = type(self._adapter.connections)
@@ -153,8 +156,36 @@ class Warehouse:
     def quote(self, identifier: str) -> str:
         return self._adapter.quote(identifier)
 
+    def cap_memory(self) -> None:
+        """Cap an embedded DuckDB's memory for the read-only work ahead (embedded_memory.py); a no-op
+        on other warehouses, when the profile sets DuckDB's memory_limit, or when already capped."""
+        if not self.memory_cap.active:
+            self.memory_cap.apply(
+                self.target.adapter_type,
+                self._config.credentials,
+                self.execute,
+                lambda sql: self.query(sql)[1][0][0],
+            )
+
+    def _lift_cap_after(self, exc: BaseException) -> bool:
+        """After DuckDB ran out of memory under our cap: lift the cap and say whether to run again."""
+        conn = self._adapter.connections.get_if_exists()
+        in_transaction = conn is not None and conn.transaction_open
+        if not self.memory_cap.active or in_transaction or not is_out_of_memory(exc):
+            return False
+        self.memory_cap.lift(self.execute)
+        return True
+
     def query(self, sql: str, bindings: Sequence[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run a query and return (column names, rows) with the driver's native Python values."""
+        try:
+            return self._query(sql, bindings)
+        except Exception as exc:
+            if not self._lift_cap_after(exc):
+                raise
+            return self._query(sql, bindings)
+
+    def _query(self, sql: str, bindings: Sequence[Any] | None) -> tuple[list[str], list[tuple]]:
         _, cursor = self._adapter.connections.add_query(sql, bindings=bindings or None, abridge_sql_log=True)
         names = [d[0] for d in cursor.description] if cursor.description else []
         rows = [tuple(r) for r in cursor.fetchall()] if cursor.description else []
@@ -165,6 +196,17 @@ class Warehouse:
         a large result is never held whole. The query runs on a cursor of its own, so other queries
         may run between chunks. PostgreSQL reads through a server-side cursor (its default cursor
         would hold every row in the client)."""
+        yielded = False
+        try:
+            for chunk in self._stream(sql, chunk_rows):
+                yielded = True
+                yield chunk
+        except Exception as exc:
+            if yielded or not self._lift_cap_after(exc):
+                raise
+            yield from self._stream(sql, chunk_rows)
+
+    def _stream(self, sql: str, chunk_rows: int) -> Iterator[tuple[list[str], list[tuple]]]:
         conns = self._adapter.connections
         connection = conns.get_thread_connection()
         server_side = self.target.adapter_type in ("postgres", "redshift")
