@@ -7,6 +7,7 @@ a plan; `nest` turns it into the nested params the SDK sends.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -187,11 +188,46 @@ def converter(object_name: str, path: str) -> Callable[[Any], Any]:
     spec = field_spec(object_name, path)
     if spec is not None and spec.kind == "string":
         return _to_string
+    if spec is not None and spec.kind in _PARSED_KINDS:
+        return _remembering(spec)
     return lambda value: coerce(value, spec)
 
 
 def _to_string(value: Any) -> Any:
     return value if type(value) is str else stable_string(value)
+
+
+# Kinds whose text values are parsed (JSON arrays and objects, numbers, flags, enums): a column
+# repeats few distinct texts ('["en","fr"]'), so each text is coerced once per field path.
+_PARSED_KINDS = frozenset({"array", "object", "map", "union", "enum", "boolean", "number", "integer"})
+_REMEMBERED_TEXTS = 1024  # distinct texts remembered per field path
+
+
+def _remembering(spec: ParamSpec) -> Callable[[Any], Any]:
+    """`coerce` for one spec, remembering its result per text value (only text: equal values of other
+    types may render differently, Decimal('1.0') and Decimal('1.00')). A list or dict result is
+    copied on the way out, so no two payloads share one. Errors are not remembered."""
+    seen: dict[str, Any] = {}
+
+    def convert(value: Any) -> Any:
+        if type(value) is not str:
+            return coerce(value, spec)
+        if value in seen:
+            known = seen[value]
+        else:
+            known = coerce(value, spec)
+            if len(seen) < _REMEMBERED_TEXTS:
+                seen[value] = known
+        if type(known) is list or type(known) is dict:
+            return copy.deepcopy(known) if _nested(known) else known.copy()
+        return known
+
+    return convert
+
+
+def _nested(value: list[Any] | dict[str, Any]) -> bool:
+    items = value.values() if type(value) is dict else value
+    return any(type(v) is list or type(v) is dict for v in items)  # type: ignore[union-attr]
 
 
 # ---- nesting and diffs -------------------------------------------------------------------------

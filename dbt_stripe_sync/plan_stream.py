@@ -27,6 +27,7 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, stream_diff
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.gc_pause import older_objects_frozen
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import directory_for, gather
 from dbt_stripe_sync.plan import Change, Upcoming
@@ -49,6 +50,20 @@ def stream_plan(
 ) -> PlanDigest:
     """The digest of what `run` would do for `config` (a platform sync; Connect syncs are planned
     whole, per account), as engine._make_plan + build_plan would plan it."""
+    with older_objects_frozen():  # dbt's objects are not re-scanned per chunk (gc_pause.py)
+        return _stream_plan(prep, config, gw, store, ledger_relation, progress, keep, upcoming)
+
+
+def _stream_plan(
+    prep: Any,  # engine.Prepared
+    config: SyncConfig,
+    gw: StripeGateway,
+    store: StateStore | None,
+    ledger_relation: str,
+    progress: Progress,
+    keep: Keep,
+    upcoming: Upcoming | None = None,
+) -> PlanDigest:
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):

@@ -15,6 +15,7 @@ from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.adoption import values_in
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
+from dbt_stripe_sync.gc_pause import older_objects_frozen
 from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, converter, from_json
 from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.row_checks import row_problems
@@ -123,6 +124,20 @@ def build_plan(
     live_objects: int,
     full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
     upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
+) -> SyncPlan:
+    with older_objects_frozen():  # dbt's objects are not re-scanned while rows are planned (gc_pause.py)
+        return _build_plan(config, adapter, settings, diff, lookups, live_objects, full_refresh, upcoming)
+
+
+def _build_plan(
+    config: SyncConfig,
+    adapter: StripeObject,
+    settings: Settings,
+    diff: DiffResult,
+    lookups: Lookups,
+    live_objects: int,
+    full_refresh: str | None,
+    upcoming: Upcoming | None,
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []

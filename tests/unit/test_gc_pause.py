@@ -1,0 +1,49 @@
+"""Planning freezes the objects alive before it for the cyclic GC, and always hands them back."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from dbt_stripe_sync.gc_pause import older_objects_frozen
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_objects_are_frozen_while_planning_and_unfrozen_after_the_last_plan():
+    gc.unfreeze()
+    before = [object()]  # tracked: a list
+    with older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+        with older_objects_frozen():  # nested (a plan per account): still frozen after the inner one
+            pass
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    assert before
+
+
+def test_a_plan_that_raises_still_unfreezes():
+    with pytest.raises(ValueError), older_objects_frozen():
+        raise ValueError("boom")
+    assert gc.get_freeze_count() == 0
+
+
+def test_plans_in_several_threads_unfreeze_only_when_the_last_one_ends():
+    inside, leave = threading.Event(), threading.Event()
+
+    def plan() -> None:
+        with older_objects_frozen():
+            inside.set()
+            leave.wait(10)
+
+    other = threading.Thread(target=plan)
+    other.start()
+    assert inside.wait(10)
+    with older_objects_frozen():
+        pass
+    assert gc.get_freeze_count() > 0  # the other plan is still running
+    leave.set()
+    other.join(10)
+    assert gc.get_freeze_count() == 0
