@@ -187,13 +187,14 @@ def converter(object_name: str, path: str) -> Callable[[Any], Any]:
     parameter type is looked up here, not per row, and a string field (most of them) takes a fast path."""
     spec = field_spec(object_name, path)
     if spec is not None and spec.kind == "string":
-        return _to_string
+        return to_string
     if spec is not None and spec.kind in _PARSED_KINDS:
         return _remembering(spec)
     return lambda value: coerce(value, spec)
 
 
-def _to_string(value: Any) -> Any:
+def to_string(value: Any) -> Any:
+    """The converter of a string field (the planner passes a text value through without calling it)."""
     return value if type(value) is str else stable_string(value)
 
 
@@ -207,27 +208,30 @@ def _remembering(spec: ParamSpec) -> Callable[[Any], Any]:
     """`coerce` for one spec, remembering its result per text value (only text: equal values of other
     types may render differently, Decimal('1.0') and Decimal('1.00')). A list or dict result is
     copied on the way out, so no two payloads share one. Errors are not remembered."""
-    seen: dict[str, Any] = {}
+    seen: dict[str, tuple[Any, Callable[[Any], Any] | None]] = {}  # text -> (result, how to copy it)
 
     def convert(value: Any) -> Any:
         if type(value) is not str:
             return coerce(value, spec)
-        if value in seen:
-            known = seen[value]
-        else:
-            known = coerce(value, spec)
+        known = seen.get(value)
+        if known is None:
+            result = coerce(value, spec)
+            known = (result, _copier(result))
             if len(seen) < _REMEMBERED_TEXTS:
                 seen[value] = known
-        if type(known) is list or type(known) is dict:
-            return copy.deepcopy(known) if _nested(known) else known.copy()
-        return known
+        result, copy_of = known
+        return result if copy_of is None else copy_of(result)
 
     return convert
 
 
-def _nested(value: list[Any] | dict[str, Any]) -> bool:
-    items = value.values() if type(value) is dict else value
-    return any(type(v) is list or type(v) is dict for v in items)  # type: ignore[union-attr]
+def _copier(value: Any) -> Callable[[Any], Any] | None:
+    """None for a value safe to share (text, a number, a flag), else a copy that shares nothing."""
+    if type(value) is list or type(value) is dict:
+        items = value.values() if type(value) is dict else value
+        nested = any(type(v) is list or type(v) is dict for v in items)
+        return copy.deepcopy if nested else copy.copy
+    return None
 
 
 # ---- nesting and diffs -------------------------------------------------------------------------
