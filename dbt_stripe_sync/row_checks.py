@@ -96,24 +96,33 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
     """
     problems: list[str] = []
     metadata: dict[str, list[str]] = {}  # metadata map path -> keys set by this row
-    rules = _rules_of(object_name)
+    kept = _rules_of(object_name)
+    rules, plain, meta, email = kept.rules, kept.plain, kept.meta, kept.email
     for top, whole in flat.items():
         kind = type(whole)
         if kind is str:  # most values: a string whose path needs only a length and NUL check
-            rule = rules.get(top) or _rule(rules, object_name, top)
-            if rule.quick_length and len(whole) <= rule.quick_length and "\x00" not in whole:
-                if rule.metadata is not None and whole:  # a cleared key ("") does not count
-                    metadata.setdefault(rule.metadata[0], []).append(rule.metadata[1])
-                continue
+            limit = plain.get(top)
+            if limit is not None:
+                if len(whole) <= limit and "\x00" not in whole:
+                    continue
+            elif top in email:
+                if len(whole) <= EMAIL_MAX and "\x00" not in whole and _EMAIL.match(whole):
+                    continue
+            else:
+                where = meta.get(top)
+                if where is not None and len(whole) <= METADATA_VALUE_MAX and "\x00" not in whole:
+                    if whole:  # a cleared key ("") does not count
+                        metadata.setdefault(where[0], []).append(where[1])
+                    continue
             leaves: Any = ((top, whole),)
-        elif kind is list and _plain_strings(rules, object_name, top, whole):
+        elif kind is list and _plain_strings(kept, object_name, top, whole):
             continue  # a list of strings (preferred_locales) within its element's limits
         else:  # objects and lists from JSON columns are opened up
             leaves = ((top, whole),) if kind in _SCALARS else _walk(top, whole)
         for path, value in leaves:
             if value is None or value == CLEAR:
                 continue
-            rule = rules.get(path) or _rule(rules, object_name, path)
+            rule = rules.get(path) or _rule(kept, object_name, path)
             if rule.metadata is not None:
                 prefix, key = rule.metadata
                 metadata.setdefault(prefix, []).append(key)
@@ -141,32 +150,53 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
     return list(dict.fromkeys(problems)) if problems else problems  # one line per problem
 
 
-# Path rules by object, then path: a plain dict read per value (cheaper than the lru_cache of path_rule).
-_RULES: dict[str, dict[str, PathRule]] = {}
+class _Kept:
+    """The path rules of one object, and the quick answers they give for a string value."""
+
+    __slots__ = ("email", "meta", "plain", "rules")
+
+    def __init__(self) -> None:
+        self.rules: dict[str, PathRule] = {}
+        self.plain: dict[str, int] = {}  # path -> a length within which a string has no problem
+        self.meta: dict[str, tuple[str, str]] = {}  # the same for a metadata entry: (map path, key)
+        self.email: set[str] = set()  # email paths with no other check: a valid address passes
+
+
+_RULES: dict[str, _Kept] = {}
 _RULES_MAX = 16384  # paths remembered per object (JSON columns can carry arbitrary keys)
 
 
-def _rules_of(object_name: str) -> dict[str, PathRule]:
-    rules = _RULES.get(object_name)
-    if rules is None:
-        rules = _RULES[object_name] = {}
-    return rules
+def _rules_of(object_name: str) -> _Kept:
+    kept = _RULES.get(object_name)
+    if kept is None:
+        kept = _RULES[object_name] = _Kept()
+    return kept
 
 
-def _rule(rules: dict[str, PathRule], object_name: str, path: str) -> PathRule:
+def _rule(kept: _Kept, object_name: str, path: str) -> PathRule:
     rule = path_rule(object_name, path)
-    if len(rules) < _RULES_MAX:
-        rules[path] = rule
+    if len(kept.rules) < _RULES_MAX:
+        kept.rules[path] = rule
+        if rule.quick_length and rule.metadata is None:
+            kept.plain[path] = rule.quick_length
+        elif rule.quick_length and rule.metadata is not None and rule.metadata[1] != TAG_KEY:
+            kept.meta[path] = rule.metadata  # the reserved tag key is never quick: its row is counted
+        elif (
+            rule.email
+            and rule.length_limit == EMAIL_MAX
+            and not (rule.descriptor or rule.currency or rule.non_negative or rule.path_problems)
+        ):
+            kept.email.add(path)
     return rule
 
 
-def _plain_strings(rules: dict[str, PathRule], object_name: str, top: str, items: list[Any]) -> bool:
+def _plain_strings(kept: _Kept, object_name: str, top: str, items: list[Any]) -> bool:
     """A list of strings that its element rule passes (the rule of `top[i]` depends on the path only
     through `top[]`, so `top[0]`'s stands for all). False: check it leaf by leaf."""
     if not items:
         return True
     first = f"{top}[0]"
-    rule = rules.get(first) or _rule(rules, object_name, first)
+    rule = kept.rules.get(first) or _rule(kept, object_name, first)
     limit = rule.quick_length
     if not limit or rule.metadata is not None:
         return False

@@ -158,8 +158,8 @@ def test_checks_cached_per_path_give_the_same_problems_as_checks_worked_out_per_
     extra = {"metadata.extra": "v", "email": "ok@example.com"}
     mixed += [(obj, {**flat, **extra}, not c) for obj, flat, c in mixed]
     warm = [row_problems(obj, flat, creating=c) for obj, flat, c in mixed * 2]  # second pass: all hits
-    assert row_checks._RULES["customer"] and row_checks._RULES["price"]  # kept, and read by the second pass
-    monkeypatch.setattr(row_checks, "_rules_of", lambda object_name: {})  # none kept: worked out per row
+    assert row_checks._RULES["customer"].plain and row_checks._RULES["price"].rules  # kept, read by pass 2
+    monkeypatch.setattr(row_checks, "_rules_of", lambda object_name: row_checks._Kept())  # per row
     per_row = [row_problems(obj, flat, creating=c) for obj, flat, c in mixed * 2]
     assert warm == per_row
     # the same path on two objects keeps its own limit: a product description may be long, a customer's not
