@@ -108,9 +108,11 @@ def _stream_plan(
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
             changed_rows += len(chunk)
-            aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
-            now = [r for r, later in zip(chunk, aside, strict=True) if not later]
-            set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
+            now = chunk
+            if repeated:
+                aside = [_unbound(r) and _match_value(config, r) in repeated for r in chunk]
+                now = [r for r, later in zip(chunk, aside, strict=True) if not later]
+                set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
             digest.add(plan_rows(now, more or bool(set_aside)), PRESENT)
             progress.advance(len(chunk))
         set_aside.sort(key=lambda r: r.key)

@@ -14,13 +14,16 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_objects_are_frozen_while_planning_and_unfrozen_after_the_last_plan():
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     before = [object()]  # tracked: a list
     with older_objects_frozen():
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() >= (10_000, 100, 1_000)
         with older_objects_frozen():  # nested (a plan per account): still frozen after the inner one
             pass
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
     assert before
 
 
