@@ -38,6 +38,9 @@ def stable_string(value: Any) -> str:
     """One stable text form per value, so metadata does not flap between runs or warehouses."""
     if type(value) is str:  # the common case first
         return value
+    exact = _EXACT_TYPES.get(type(value))  # a date, an int, a flag, a Decimal: no isinstance chain
+    if exact is not None:
+        return exact(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
@@ -59,6 +62,15 @@ def stable_string(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
     return str(value)
+
+
+# The text of values of exactly these types (a subclass takes stable_string's general path).
+_EXACT_TYPES: dict[type, Callable[[Any], str]] = {
+    dt.date: dt.date.isoformat,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    Decimal: lambda value: format(value, "f"),
+}
 
 
 def _jsonable(value: Any) -> Any:
