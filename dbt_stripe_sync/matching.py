@@ -103,6 +103,8 @@ def reference_emails(config: SyncConfig, diff: DiffResult) -> set[str]:
     """Every `by: email` reference value of the changed rows."""
     columns = [ref.column for ref in config.references if ref.by == "email"]
     emails: set[str] = set()
+    if not columns:  # most syncs: no row need be read
+        return emails
     for row in diff.rows:
         if row.change == "deleted":
             continue
