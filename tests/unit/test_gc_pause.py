@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 
 import pytest
 
@@ -25,6 +26,19 @@ def test_objects_are_frozen_while_planning_and_unfrozen_after_the_last_plan():
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
     assert before
+
+
+def test_garbage_left_before_the_plan_is_collected_not_frozen():
+    class Node:
+        pass
+
+    gc.unfreeze()
+    cycle = Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    gone = weakref.ref(cycle)
+    del cycle  # only the cyclic collector can free it
+    with older_objects_frozen():
+        assert gone() is None
 
 
 def test_a_plan_that_raises_still_unfreezes():
