@@ -18,9 +18,11 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 from dbt_stripe_sync import diff as D
+from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
@@ -50,8 +52,8 @@ def stream_plan(
 ) -> PlanDigest:
     """The digest of what `run` would do for `config` (a platform sync; Connect syncs are planned
     whole, per account), as engine._make_plan + build_plan would plan it."""
-    with older_objects_frozen():  # dbt's objects are not re-scanned per chunk (gc_pause.py)
-        return _stream_plan(prep, config, gw, store, ledger_relation, progress, keep, upcoming)
+    with ExitStack() as frozen:  # from the second chunk on: dbt's objects are not re-scanned (gc_pause.py)
+        return _stream_plan(prep, config, gw, store, ledger_relation, progress, keep, upcoming, frozen)
 
 
 def _stream_plan(
@@ -62,7 +64,8 @@ def _stream_plan(
     ledger_relation: str,
     progress: Progress,
     keep: Keep,
-    upcoming: Upcoming | None = None,
+    upcoming: Upcoming | None,
+    frozen: ExitStack,
 ) -> PlanDigest:
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
@@ -107,6 +110,8 @@ def _stream_plan(
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
+            if more and not changed_rows:  # more than one chunk: a plan worth freezing for
+                frozen.enter_context(older_objects_frozen(gc_pause.MIN_ROWS))
             changed_rows += len(chunk)
             now = chunk
             if repeated:

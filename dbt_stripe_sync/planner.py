@@ -127,7 +127,7 @@ def build_plan(
     full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
     upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
 ) -> SyncPlan:
-    with older_objects_frozen():  # dbt's objects are not re-scanned while rows are planned (gc_pause.py)
+    with older_objects_frozen(len(diff.rows)):  # dbt's objects not re-scanned per row (gc_pause.py)
         return _build_plan(config, adapter, settings, diff, lookups, live_objects, full_refresh, upcoming)
 
 
