@@ -54,7 +54,10 @@ class CustomerDirectory:
             # account is known (a first sync of a million rows would keep a million of them)
             found = result.found.items()
             self._known.update((e, c) for e, c in found if c or not self._whole_account)
-        return {e: list(self._known.get(e, [])) for e in sorted(wanted)}
+        # only emails with a customer: every reader asks `.get(email, [])`, and a chunk of a first sync
+        # would otherwise return thousands of empty lists
+        known = self._known
+        return {e: list(known[e]) for e in sorted(e for e in wanted if known.get(e))}
 
     def forget_absences(self) -> None:
         self._known = {e: found for e, found in self._known.items() if found}
@@ -100,6 +103,8 @@ def reference_emails(config: SyncConfig, diff: DiffResult) -> set[str]:
     """Every `by: email` reference value of the changed rows."""
     columns = [ref.column for ref in config.references if ref.by == "email"]
     emails: set[str] = set()
+    if not columns:  # most syncs: no row need be read
+        return emails
     for row in diff.rows:
         if row.change == "deleted":
             continue

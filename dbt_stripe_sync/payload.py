@@ -7,6 +7,7 @@ a plan; `nest` turns it into the nested params the SDK sends.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -37,6 +38,9 @@ def stable_string(value: Any) -> str:
     """One stable text form per value, so metadata does not flap between runs or warehouses."""
     if type(value) is str:  # the common case first
         return value
+    exact = _EXACT_TYPES.get(type(value))  # a date, an int, a flag, a Decimal: no isinstance chain
+    if exact is not None:
+        return exact(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
@@ -58,6 +62,15 @@ def stable_string(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value).decode("utf-8", "replace")
     return str(value)
+
+
+# The text of values of exactly these types (a subclass takes stable_string's general path).
+_EXACT_TYPES: dict[type, Callable[[Any], str]] = {
+    dt.date: dt.date.isoformat,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    Decimal: lambda value: format(value, "f"),
+}
 
 
 def _jsonable(value: Any) -> Any:
@@ -186,12 +199,51 @@ def converter(object_name: str, path: str) -> Callable[[Any], Any]:
     parameter type is looked up here, not per row, and a string field (most of them) takes a fast path."""
     spec = field_spec(object_name, path)
     if spec is not None and spec.kind == "string":
-        return _to_string
+        return to_string
+    if spec is not None and spec.kind in _PARSED_KINDS:
+        return _remembering(spec)
     return lambda value: coerce(value, spec)
 
 
-def _to_string(value: Any) -> Any:
+def to_string(value: Any) -> Any:
+    """The converter of a string field (the planner passes a text value through without calling it)."""
     return value if type(value) is str else stable_string(value)
+
+
+# Kinds whose text values are parsed (JSON arrays and objects, numbers, flags, enums): a column
+# repeats few distinct texts ('["en","fr"]'), so each text is coerced once per field path.
+_PARSED_KINDS = frozenset({"array", "object", "map", "union", "enum", "boolean", "number", "integer"})
+_REMEMBERED_TEXTS = 1024  # distinct texts remembered per field path
+
+
+def _remembering(spec: ParamSpec) -> Callable[[Any], Any]:
+    """`coerce` for one spec, remembering its result per text value (only text: equal values of other
+    types may render differently, Decimal('1.0') and Decimal('1.00')). A list or dict result is
+    copied on the way out, so no two payloads share one. Errors are not remembered."""
+    seen: dict[str, tuple[Any, Callable[[Any], Any] | None]] = {}  # text -> (result, how to copy it)
+
+    def convert(value: Any) -> Any:
+        if type(value) is not str:
+            return coerce(value, spec)
+        known = seen.get(value)
+        if known is None:
+            result = coerce(value, spec)
+            known = (result, _copier(result))
+            if len(seen) < _REMEMBERED_TEXTS:
+                seen[value] = known
+        result, copy_of = known
+        return result if copy_of is None else copy_of(result)
+
+    return convert
+
+
+def _copier(value: Any) -> Callable[[Any], Any] | None:
+    """None for a value safe to share (text, a number, a flag), else a copy that shares nothing."""
+    if type(value) is list or type(value) is dict:
+        items = value.values() if type(value) is dict else value
+        nested = any(type(v) is list or type(v) is dict for v in items)
+        return copy.deepcopy if nested else copy.copy
+    return None
 
 
 # ---- nesting and diffs -------------------------------------------------------------------------

@@ -88,24 +88,29 @@ class PlanDigest:
         """More changes of the plan: of one `part` (plan_stream's PRESENT, DELETED, RETIRED), in any
         order, or, without `part`, the next changes in the order the plan has them."""
         run: list[tuple[_SortKey, dict[str, Any]]] = []
+        keep, counts, sample = self.keep, self._counts, self._sample
+        limit = keep.sample
+        seq = self._seq
         for change in changes:
             action = change.action
-            self._counts[action] += 1
+            counts[action] += 1
             key = change.key
-            order = (natural_key(key), self._seq if part is None else part, key, self._seq)
-            self._seq += 1
-            if self.keep.sample > 0:
-                kept = self._sample.setdefault(action, [])
+            order = (natural_key(key), seq if part is None else part, key, seq)
+            seq += 1
+            if limit > 0:
+                kept = sample.get(action)
+                if kept is None:
+                    kept = sample[action] = []
                 # a max-heap of the `sample` first rows (negated order: heapq keeps the smallest on top)
-                if len(kept) < self.keep.sample:
+                if len(kept) < limit:
                     heapq.heappush(kept, (_Desc(order), change))  # type: ignore[arg-type]
                 elif order < kept[0][0].order:  # type: ignore[attr-defined]
                     heapq.heapreplace(kept, (_Desc(order), change))  # type: ignore[arg-type]
             if change.ledger is not None and change.ledger.status == "rejected":
                 self._was_rejected.add(key)
-            if action == "reject" and self.keep.rejects:
+            if action == "reject" and keep.rejects:
                 self._rejects.append((key, change.reason or ""))
-            if action == "create" and self.keep.creates:
+            if action == "create" and keep.creates:
                 self._created.append(
                     (change.account, key, f"(after {self.config.model} row {key} is created)")
                 )
@@ -115,10 +120,11 @@ class PlanDigest:
                     first = self._emails.get(at)  # the row first in key order names it
                     if first is None or key < first:
                         self._emails[at] = key
-            elif action == "adopt" and change.stripe_id and self.keep.creates:
+            elif action == "adopt" and change.stripe_id and keep.creates:
                 self._created.append((change.account, key, change.stripe_id))  # bound before later syncs
-            if self.keep.rows:
+            if keep.rows:
                 run.append((order, render(change)))
+        self._seq = seq
         if run:
             self._spill(run)
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_stripe_sync import diff as D
+from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
 from dbt_stripe_sync.config.model import SyncConfig
@@ -31,6 +33,7 @@ from dbt_stripe_sync.diff import DiffResult, DiffRow, DiffStream, stream_diff
 from dbt_stripe_sync.doomed import Doomed
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.gc_pause import older_objects_frozen
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import directory_for, gather
 from dbt_stripe_sync.plan import Change, Upcoming
@@ -55,8 +58,12 @@ def stream_plan(
     whole, per account), as engine._make_plan + build_plan would plan it."""
     digest = PlanDigest(config, keep)
     totals = StreamTotals()
-    for changes, part in planned_parts(prep, config, gw, store, ledger_relation, progress, totals, upcoming):
-        digest.add(changes, part)
+    with ExitStack() as frozen:  # from the second chunk on: dbt's objects are not re-scanned (gc_pause.py)
+        parts = planned_parts(
+            prep, config, gw, store, ledger_relation, progress, totals, upcoming, frozen=frozen
+        )
+        for changes, part in parts:
+            digest.add(changes, part)
     digest.finish(totals.model_rows, totals.live, totals.unchanged, totals.guard, ())
     digest.lookup_calls = totals.lookup_calls
     return digest
@@ -90,10 +97,12 @@ def planned_parts(
     run_id: str | None = None,
     doomed: Doomed | None = None,
     spool: bool = False,
+    frozen: ExitStack | None = None,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
     `totals` is complete once the generator is exhausted. `spool`: read the diff to a temporary file
-    first (`run`, which writes the ledger while it plans: see `spooled`)."""
+    first (`run`, which writes the ledger while it plans: see `spooled`). `frozen`: a plan of more than
+    one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -140,10 +149,14 @@ def planned_parts(
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
     with progress.phase(f"{config.model}: matching and planning changed rows"):
         for chunk, more in _with_more(stream.present):
+            if frozen is not None and more and not totals.changed_rows:  # a plan worth freezing for
+                frozen.enter_context(older_objects_frozen(gc_pause.MIN_ROWS))
             totals.changed_rows += len(chunk)
-            aside = [bool(repeated) and _unbound(r) and _match_value(config, r) in repeated for r in chunk]
-            now = [r for r, later in zip(chunk, aside, strict=True) if not later]
-            set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
+            now = chunk
+            if repeated:
+                aside = [_unbound(r) and _match_value(config, r) in repeated for r in chunk]
+                now = [r for r, later in zip(chunk, aside, strict=True) if not later]
+                set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
             yield plan_rows(now, more or bool(set_aside)), PRESENT
             progress.advance(len(chunk))
         set_aside.sort(key=lambda r: r.key)

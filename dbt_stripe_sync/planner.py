@@ -15,7 +15,8 @@ from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.adoption import values_in
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow
-from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, converter, from_json
+from dbt_stripe_sync.gc_pause import older_objects_frozen
+from dbt_stripe_sync.payload import CLEAR, CoercionError, changed_fields, converter, from_json, to_string
 from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.row_checks import row_problems
 from dbt_stripe_sync.settings import Settings
@@ -61,11 +62,13 @@ def map_row(
         if value is None:
             if clear:
                 flat[path] = CLEAR
-            continue
-        try:
-            flat[path] = convert(value)
-        except CoercionError as exc:
-            problems.append(f"column `{column}` -> {path}: {exc}")
+        elif type(value) is str and convert is to_string:  # most values: a string for a string field
+            flat[path] = value
+        else:
+            try:
+                flat[path] = convert(value)
+            except CoercionError as exc:
+                problems.append(f"column `{column}` -> {path}: {exc}")
     for ref in config.references:
         value = row.values.get(ref.column)
         if value is None:
@@ -123,6 +126,20 @@ def build_plan(
     live_objects: int,
     full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
     upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
+) -> SyncPlan:
+    with older_objects_frozen(len(diff.rows)):  # dbt's objects not re-scanned per row (gc_pause.py)
+        return _build_plan(config, adapter, settings, diff, lookups, live_objects, full_refresh, upcoming)
+
+
+def _build_plan(
+    config: SyncConfig,
+    adapter: StripeObject,
+    settings: Settings,
+    diff: DiffResult,
+    lookups: Lookups,
+    live_objects: int,
+    full_refresh: str | None,
+    upcoming: Upcoming | None,
 ) -> SyncPlan:
     changes: list[Change] = []
     warnings: list[str] = []
@@ -259,8 +276,9 @@ def _plan_row(
         return _wait(row)  # never re-planned under a new key while its write may have reached Stripe
     attempt = (entry.attempts or 0) if entry else 0
     flat, problems = map_row(config, row, lookups.by_email, upcoming)
+    match_value = _match_value(config, row)
     by_email = config.match is not None and config.match.field == "email"
-    sent = {"email": _match_value(config, row), **flat} if by_email else flat  # the match email is sent too
+    sent = {"email": match_value, **flat} if by_email else flat  # the match email is sent too
     bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED
     problems += row_problems(config.object, sent, creating=not bound)
 
@@ -279,8 +297,7 @@ def _plan_row(
     def reject(reason: str) -> Change:
         return settle("reject", reason)
 
-    match_value = _match_value(config, row)
-    if not bound and config.match is not None and config.match.field == "email" and match_value is None:
+    if not bound and by_email and match_value is None:
         problems.append(
             f"column `{config.match.column}` is null: rows are matched to Stripe {config.object}s on "
             "email, so this row can be neither matched nor created without one — fill it in the model "
@@ -411,7 +428,7 @@ def _create(
     note: str | None,
     chosen_id: str | None = None,
 ) -> Change:
-    params = {k: v for k, v in flat.items() if v != CLEAR}
+    params = {k: v for k, v in flat.items() if v != CLEAR} if CLEAR in flat.values() else flat.copy()
     if chosen_id:
         params["id"] = chosen_id
     missing = adapter.required_problems(params, creating=True, config=config)

@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
 from typing import Any
 
 from dbt_stripe_sync.payload import CLEAR, field_spec
@@ -91,17 +90,39 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
     tag counts towards the 50-key limit there; on an update Stripe judges the merged metadata.
 
     Everything that depends only on the field path (is it metadata, which length limit, is it an email,
-    a currency, a non-negative amount) is worked out once per (object, path) by `path_rule` and cached;
-    per row only the value is checked.
+    a currency, a non-negative amount) is worked out once per (object, path) by `path_rule` and kept
+    (`_rules_of`); per row only the value is checked, and a string within a plain path's length limit
+    (most values) costs one look-up and two tests.
     """
     problems: list[str] = []
     metadata: dict[str, list[str]] = {}  # metadata map path -> keys set by this row
+    kept = _rules_of(object_name)
+    rules, plain, meta, email = kept.rules, kept.plain, kept.meta, kept.email
     for top, whole in flat.items():
-        # the common case, a scalar, without walking; objects and lists from JSON columns are opened up
-        for path, value in ((top, whole),) if type(whole) in _SCALARS else _walk(top, whole):
+        kind = type(whole)
+        if kind is str:  # most values: a string whose path needs only a length and NUL check
+            limit = plain.get(top)
+            if limit is not None:
+                if len(whole) <= limit and "\x00" not in whole:
+                    continue
+            elif top in email:
+                if len(whole) <= EMAIL_MAX and "\x00" not in whole and _EMAIL.match(whole):
+                    continue
+            else:
+                where = meta.get(top)
+                if where is not None and len(whole) <= METADATA_VALUE_MAX and "\x00" not in whole:
+                    if whole:  # a cleared key ("") does not count
+                        metadata.setdefault(where[0], []).append(where[1])
+                    continue
+            leaves: Any = ((top, whole),)
+        elif kind is list and _plain_strings(kept, object_name, top, whole):
+            continue  # a list of strings (preferred_locales) within its element's limits
+        else:  # objects and lists from JSON columns are opened up
+            leaves = ((top, whole),) if kind in _SCALARS else _walk(top, whole)
+        for path, value in leaves:
             if value is None or value == CLEAR:
                 continue
-            rule = path_rule(object_name, path)
+            rule = rules.get(path) or _rule(kept, object_name, path)
             if rule.metadata is not None:
                 prefix, key = rule.metadata
                 metadata.setdefault(prefix, []).append(key)
@@ -123,8 +144,63 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
             if rule.non_negative:
                 problems += _amount_problems(path, value)
     for prefix, keys in metadata.items():
-        problems += _metadata_count_problems(prefix, keys, tagged=prefix == "metadata", creating=creating)
-    return list(dict.fromkeys(problems))  # one line per problem, even when several leaves share it
+        # at most len(keys) + 1 keys with the tag: only a map near the limit, or naming the tag, is counted
+        if len(keys) >= METADATA_MAX_KEYS or TAG_KEY in keys:
+            problems += _metadata_count_problems(prefix, keys, tagged=prefix == "metadata", creating=creating)
+    return list(dict.fromkeys(problems)) if problems else problems  # one line per problem
+
+
+class _Kept:
+    """The path rules of one object, and the quick answers they give for a string value."""
+
+    __slots__ = ("email", "meta", "plain", "rules")
+
+    def __init__(self) -> None:
+        self.rules: dict[str, PathRule] = {}
+        self.plain: dict[str, int] = {}  # path -> a length within which a string has no problem
+        self.meta: dict[str, tuple[str, str]] = {}  # the same for a metadata entry: (map path, key)
+        self.email: set[str] = set()  # email paths with no other check: a valid address passes
+
+
+_RULES: dict[str, _Kept] = {}
+_RULES_MAX = 16384  # paths remembered per object (JSON columns can carry arbitrary keys)
+
+
+def _rules_of(object_name: str) -> _Kept:
+    kept = _RULES.get(object_name)
+    if kept is None:
+        kept = _RULES[object_name] = _Kept()
+    return kept
+
+
+def _rule(kept: _Kept, object_name: str, path: str) -> PathRule:
+    rule = path_rule(object_name, path)
+    if len(kept.rules) < _RULES_MAX:
+        kept.rules[path] = rule
+        if rule.quick_length and rule.metadata is None:
+            kept.plain[path] = rule.quick_length
+        elif rule.quick_length and rule.metadata is not None and rule.metadata[1] != TAG_KEY:
+            kept.meta[path] = rule.metadata  # the reserved tag key is never quick: its row is counted
+        elif (
+            rule.email
+            and rule.length_limit == EMAIL_MAX
+            and not (rule.descriptor or rule.currency or rule.non_negative or rule.path_problems)
+        ):
+            kept.email.add(path)
+    return rule
+
+
+def _plain_strings(kept: _Kept, object_name: str, top: str, items: list[Any]) -> bool:
+    """A list of strings that its element rule passes (the rule of `top[i]` depends on the path only
+    through `top[]`, so `top[0]`'s stands for all). False: check it leaf by leaf."""
+    if not items:
+        return True
+    first = f"{top}[0]"
+    rule = kept.rules.get(first) or _rule(kept, object_name, first)
+    limit = rule.quick_length
+    if not limit or rule.metadata is not None:
+        return False
+    return all(type(item) is str and len(item) <= limit and "\x00" not in item for item in items)
 
 
 @dataclass(frozen=True)
@@ -139,28 +215,36 @@ class PathRule:
     currency: bool
     non_negative: bool
     plain_string: bool  # only the length and NUL checks apply to a string value here
+    # a string value no longer than this, with no NUL, has no problem at all here (0: always check)
+    quick_length: int = 0
 
 
-@lru_cache(maxsize=16384)
 def path_rule(object_name: str, path: str) -> PathRule:
+    """The rule of one path, worked out (row_problems keeps it per object and path: `_rules_of`)."""
     meta = _split_metadata(path)
     if meta is not None:
         key_problems = tuple(_metadata_key_problems(path, meta[1]))
-        return PathRule(meta, key_problems, METADATA_VALUE_MAX, False, False, False, False, True)
+        quick = 0 if key_problems else METADATA_VALUE_MAX
+        return PathRule(meta, key_problems, METADATA_VALUE_MAX, False, False, False, False, True, quick)
     name = _leaf_name(path)
     option = _CURRENCY_OPTION.search(path)  # currency_options.<currency>...: the key is a currency
     option_problems = _currency_problems(path[: option.end()], option.group(1)) if option else []
     email = name == "email" or name.endswith("_email")
     descriptor = name == "statement_descriptor"
+    currency = name in _CURRENCY_NAMES
+    non_negative = _is_non_negative_amount(object_name, path, name)
+    limit = _length_limit(object_name, path)
+    quick = not (email or descriptor or currency or non_negative or option_problems)
     return PathRule(
         metadata=None,
         path_problems=tuple(option_problems),
-        length_limit=_length_limit(object_name, path),
+        length_limit=limit,
         email=email,
         descriptor=descriptor,
-        currency=name in _CURRENCY_NAMES,
-        non_negative=_is_non_negative_amount(object_name, path, name),
+        currency=currency,
+        non_negative=non_negative,
         plain_string=not (email or descriptor),
+        quick_length=limit if quick else 0,
     )
 
 

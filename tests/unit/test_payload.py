@@ -119,3 +119,28 @@ def test_json_round_trip_is_stable():
     assert from_json(to_json(flat)) == flat
     assert to_json(flat) == to_json(dict(reversed(list(flat.items()))))
     assert from_json(None) == {} and from_json("not json") == {}
+
+
+def test_a_converter_remembers_each_text_without_sharing_results_between_payloads():
+    """`converter` coerces a repeated text once per field path: the same values and errors as `coerce`,
+    and a list or object handed out is a copy (a payload edited later never changes another)."""
+    from dbt_stripe_sync.payload import converter
+
+    locales = converter("customer", "preferred_locales")
+    first = locales('["en","fr"]')
+    assert first == coerce('["en","fr"]', field_spec("customer", "preferred_locales")) == ["en", "fr"]
+    first.append("de")
+    assert locales('["en","fr"]') == ["en", "fr"]
+    tiers = converter("price", "tiers")
+    text = '[{"up_to": 5, "flat_amount": 3}]'
+    one = tiers(text)
+    one[0]["up_to"] = 99
+    assert tiers(text) == coerce(text, field_spec("price", "tiers"))
+    assert tiers(text)[0]["up_to"] == 5
+    for _ in range(2):  # an error is raised every time, never remembered as a value
+        with pytest.raises(CoercionError, match="JSON array"):
+            locales('["en",')
+    vip = converter("customer", "tax_exempt")
+    assert [vip("none"), vip("none")] == ["none", "none"]
+    with pytest.raises(CoercionError, match="not one of"):
+        vip("nope")

@@ -149,3 +149,28 @@ def test_unresolved_references_reject_the_row(ref):
     (change,) = _plan(config, [row]).changes
     assert change.action == "reject"
     assert "no Stripe customer has email 'nobody@x.io'" in change.reason
+
+
+def test_change_init_matches_its_fields():
+    """Change's hand-written __init__ (plan.py: one write instead of a frozen set per field) takes exactly
+    the dataclass's fields, in order, with their defaults; a dict left out is a new one; it stays frozen."""
+    import dataclasses
+    import inspect
+
+    from dbt_stripe_sync.plan import Change
+
+    params = list(inspect.signature(Change.__init__).parameters)[1:]
+    assert params == [f.name for f in dataclasses.fields(Change)]
+    bare = Change("1", "create")
+    for f in dataclasses.fields(Change):
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(bare, f.name) == f.default_factory()
+        elif f.default is not dataclasses.MISSING:
+            assert getattr(bare, f.name) == f.default
+    assert bare.params is not Change("2", "create").params
+    every = {f.name: f"v{i}" for i, f in enumerate(dataclasses.fields(Change))}
+    assert dataclasses.asdict(Change(**every)) == every
+    assert dataclasses.replace(bare, action="reject").action == "reject"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bare.action = "update"  # type: ignore[misc]
+    assert Change("1", "create", params={"a": 1}) == Change("1", "create", params={"a": 1})

@@ -148,19 +148,18 @@ def test_currency_list_is_iso_4217():
 
 
 def test_checks_cached_per_path_give_the_same_problems_as_checks_worked_out_per_row(monkeypatch):
-    """`path_rule` is cached per (object, path); with the cache warm from every other case (paths shared
-    across objects and rows), each case gives exactly what an uncached rule per row gives."""
+    """Path rules are kept per (object, path); with them warm from every other case (paths shared
+    across objects and rows), each case gives exactly what a rule worked out per row gives."""
     from dbt_stripe_sync import row_checks
 
-    cached = row_checks.path_rule
-    cached.cache_clear()
+    row_checks._RULES.clear()
     mixed = [(obj, flat, creating) for _, obj, flat, creating, _ in CASES]
     mixed += [("product", {"description": "d" * 400}, True), ("customer", {"description": "d" * 400}, True)]
     extra = {"metadata.extra": "v", "email": "ok@example.com"}
     mixed += [(obj, {**flat, **extra}, not c) for obj, flat, c in mixed]
     warm = [row_problems(obj, flat, creating=c) for obj, flat, c in mixed * 2]  # second pass: all hits
-    assert cached.cache_info().hits > 0
-    monkeypatch.setattr(row_checks, "path_rule", cached.__wrapped__)  # no cache: worked out per row
+    assert row_checks._RULES["customer"].plain and row_checks._RULES["price"].rules  # kept, read by pass 2
+    monkeypatch.setattr(row_checks, "_rules_of", lambda object_name: row_checks._Kept())  # per row
     per_row = [row_problems(obj, flat, creating=c) for obj, flat, c in mixed * 2]
     assert warm == per_row
     # the same path on two objects keeps its own limit: a product description may be long, a customer's not
