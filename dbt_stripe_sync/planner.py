@@ -288,7 +288,7 @@ def _plan_row(
             key=row.key,
             action=action,
             stripe_id=stripe_id,
-            full=flat,
+            full=sent,  # the ledger keeps the match email: `by: email` look-ups read it there
             row_hash=row.row_hash,
             reason=reason,
             ledger=entry,
@@ -409,7 +409,7 @@ def _plan_row(
         action=action,
         stripe_id=known_id,
         params=params,
-        full=flat,
+        full=sent,  # with the match email, as a create keeps it: later `by: email` look-ups find it
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
         idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),

@@ -126,3 +126,30 @@ def test_items_update_needs_no_read_and_repairs_items_changed_outside(dbt_projec
     emu.clear_requests()
     _ok(dbt_project.sync())
     assert emu.requests() == []
+
+
+def test_email_references_still_need_no_call_after_their_customers_were_updated(dbt_project):
+    """An update keeps the customer's match email in the ledger (it used to keep only the mapped fields,
+    so every later `by: email` look-up of an updated customer went to Stripe). The email here is only
+    the match value, not a mapped field: the shape an outside tester found it with."""
+    dbt_project.edit_schema_yml("            email: email\n", "")
+    dbt_project.build()
+    emu = dbt_project.emulator
+    _ok(dbt_project.sync())
+    rows = dbt_project.read_seed("raw_customers")
+    for row in rows:
+        row["full_name"] += " Jr."
+    dbt_project.write_seed("raw_customers", rows)
+    subs = dbt_project.read_seed("raw_subscriptions")
+    s1 = next(r for r in subs if r["subscription_key"] == "s1")
+    dbt_project.write_seed("raw_subscriptions", [*subs, {**s1, "subscription_key": "s4"}])  # Ada again
+    dbt_project.build()
+    emu.clear_requests()
+    _ok(dbt_project.sync("-s", "stripe_customers"))  # every customer updated
+    assert sum(1 for r in emu.requests() if r["method"] == "POST") == len(rows)
+    emu.clear_requests()
+    _ok(dbt_project.sync("-s", "stripe_subscriptions"))
+    assert [r for r in _reads(emu) if r[1] == "/v1/customers"] == []  # Ada found in the ledger
+    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+    s4 = dbt_project.ledger("stripe_subscriptions")["s4"]["stripe_id"]
+    assert {s["id"]: s["customer"] for s in emu.objects("subscription")}[s4] == ada
