@@ -9,6 +9,10 @@ Two syncs depend on each other, and keep the order `sync_order` gave them, when:
 - one names the other in a `sync:` reference (the IDs it needs are written by that sync);
 - one has a `by: email` reference and the other syncs customers (the customer looked up by email
   may be one the other sync creates in this run);
+- one fills a Stripe ID field from a plain column (`fields: {product: product_id}`, `customer`,
+  `items[0].price`, `price_data.product`, `invoice`, ...) and the other syncs that kind of object (the
+  ID may be one the other sync creates in this run, e.g. a product whose ID the model chose). Which
+  fields hold which object's ID comes from the SDK's param types (`config.objects.referenced_object`);
 - both sync the same kind of object (two customer models matching by email could both create the
   same customer; one after the other, the second finds the first's);
 - one syncs invoice items and the other invoices or subscriptions (Stripe sweeps a customer's
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.config.objects import referenced_object
 
 # (earlier object, later object): Stripe itself makes the later one depend on what the earlier one wrote.
 _SWEPT_INTO = {("invoice_item", "invoice"), ("invoice_item", "subscription")}
@@ -37,7 +42,18 @@ def _needs(later: SyncConfig, earlier: SyncConfig) -> bool:
         return True
     if earlier.object == "customer" and any(r.by == "email" for r in later.references):
         return True
+    if earlier.object in plain_id_objects(later):
+        return True
     return (earlier.object, later.object) in _SWEPT_INTO
+
+
+def plain_id_objects(config: SyncConfig) -> set[str]:
+    """The other Stripe object types whose IDs the sync writes straight from a model column (not
+    through a `sync:` or `by:` look-up), e.g. {"product"} for a price with `fields: {product: product_id}`."""
+    paths = [f.path for f in config.fields]
+    paths += [r.target for r in config.references if r.sync is None and r.by is None]
+    found = {referenced_object(config.object, p) for p in paths}
+    return {o for o in found if o is not None and o != config.object}
 
 
 def sync_waves(ordered: Sequence[SyncConfig]) -> list[list[SyncConfig]]:
