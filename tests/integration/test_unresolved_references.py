@@ -90,3 +90,38 @@ def test_an_item_rejected_for_a_missing_customer_is_created_once_the_customer_sy
     emu.clear_requests()
     assert dbt_project.sync("run", *SEL).returncode == 0
     assert emu.requests() == []
+
+
+def test_plan_predicts_the_create_of_a_row_waiting_for_a_sync_reference(dbt_project, tmp_path):
+    """A `sync:` reject is re-planned too, so `plan` resolves it as the run does (it used to show
+    `(rejected earlier)` while the run created the row)."""
+    sel = ("-s", "stripe_customers", "stripe_invoices", "stripe_invoice_items")
+    invoices = dbt_project.read_seed("raw_invoices")
+    dbt_project.write_seed("raw_invoices", [i for i in invoices if i["invoice_key"] != "inv2"])
+    items = dbt_project.read_seed("raw_invoice_items")
+    ii3 = next(i for i in items if i["item_key"] == "ii3")  # on inv2; priced by amount, not a price
+    dbt_project.write_seed(
+        "raw_invoice_items", [{**ii3, "price_key": "", "amount": "900", "currency": "usd"}]
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    first = dbt_project.sync("run", *sel)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "no stripe_invoices row with key 'inv2' has been synced" in first.stdout
+
+    dbt_project.write_seed("raw_invoices", invoices)
+    dbt_project.build()
+    emu.clear_requests()
+    plan_file, report_file = tmp_path / "plan.json", tmp_path / "run.json"
+    plan = dbt_project.sync("plan", *sel, "--output", str(plan_file))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "create   row ii3" in plan.stdout and "rejected earlier" not in plan.stdout
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+    run = dbt_project.sync("run", *sel, "--output", str(report_file))
+    assert run.returncode == 0, run.stdout + run.stderr
+    planned = {s["model"]: s["counts"] for s in json.loads(plan_file.read_text())["syncs"]}
+    done = {s["model"]: s["counts"] for s in json.loads(report_file.read_text())["syncs"]}
+    assert done == planned and done["stripe_invoice_items"]["created"] == 1
+    inv2 = dbt_project.ledger("stripe_invoices")["inv2"]["stripe_id"]
+    (item,) = emu.objects("invoiceitem")
+    assert item["invoice"] == inv2
