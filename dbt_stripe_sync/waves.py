@@ -12,7 +12,9 @@ Two syncs depend on each other, and keep the order `sync_order` gave them, when:
 - one fills a Stripe ID field from a plain column (`fields: {product: product_id}`, `customer`,
   `items[0].price`, `price_data.product`, `invoice`, ...) and the other syncs that kind of object (the
   ID may be one the other sync creates in this run, e.g. a product whose ID the model chose). Which
-  fields hold which object's ID comes from the SDK's param types (`config.objects.referenced_object`);
+  fields hold which object's ID comes from the SDK's param types (`config.objects.referenced_object`).
+  Every sync of that object, not only ones choosing IDs: a model may also be a view over the ledger,
+  read when the sync is planned, so it sees IDs an earlier sync of the run wrote (sequential order);
 - both sync the same kind of object (two customer models matching by email could both create the
   same customer; one after the other, the second finds the first's);
 - one syncs invoice items and the other invoices or subscriptions (Stripe sweeps a customer's
