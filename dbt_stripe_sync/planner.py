@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dbt_stripe_sync import ledger as L
@@ -49,6 +49,12 @@ def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None,
 
 
 # ---- rows to payloads ---------------------------------------------------------------------------
+class Unresolved(str):
+    """A problem that goes away once a referenced object exists (no synced row with that key, no
+    customer with that email): a row rejected only for these is re-planned on every run until they
+    resolve (its reject records no attempt hash, which the diff picks up), not only when it changes."""
+
+
 def map_row(
     config: SyncConfig, row: DiffRow, email_ids: Mapping[str, list[dict]], upcoming: Upcoming | None = None
 ) -> tuple[dict[str, Any], list[str]]:
@@ -77,8 +83,10 @@ def map_row(
             stripe_id = row.refs.get(ref.target) or (upcoming and upcoming.by_sync(ref.sync, value))
             if not stripe_id:
                 problems.append(
-                    f"{ref.target}: no {ref.sync} row with key {value!r} has been synced "
-                    f"(column `{ref.column}`); it is retried when that row syncs"
+                    Unresolved(
+                        f"{ref.target}: no {ref.sync} row with key {value!r} has been synced "
+                        f"(column `{ref.column}`); it is retried when that row syncs"
+                    )
                 )
                 continue
         else:
@@ -87,7 +95,10 @@ def map_row(
             ]
             if not found:
                 problems.append(
-                    f"{ref.target}: no Stripe customer has email {str(value)!r} (column `{ref.column}`)"
+                    Unresolved(
+                        f"{ref.target}: no Stripe customer has email {str(value)!r} (column "
+                        f"`{ref.column}`); it is retried on every run until a customer has that email"
+                    )
                 )
                 continue
             stripe_id = found[0]["id"]
@@ -304,7 +315,9 @@ def _plan_row(
             "or filter the row out"
         )
     if problems:
-        return reject("; ".join(problems))
+        rejected = reject("; ".join(problems))
+        waiting = all(isinstance(p, Unresolved) for p in problems)
+        return replace(rejected, row_hash=None) if waiting else rejected
 
     # Which Stripe object does this row belong to?
     known_id = entry.stripe_id if entry and entry.status not in (L.DELETED,) else None

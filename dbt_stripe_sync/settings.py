@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -82,10 +83,12 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return bool(value)
         if isinstance(default, tuple):
             return tuple([value] if isinstance(value, str) else value)
-        floats = {"rate_limit", "endpoint_rate_limit", "max_delete_fraction", "lock_wait_s"}
+        if key in POSITIVE:
+            return _positive(where, value, POSITIVE[key])
+        floats = {"max_delete_fraction", "lock_wait_s"}
         if isinstance(default, float) or key in floats:
             number = float(value)
-            if number < 0 or (key == "max_delete_fraction" and number > 1):
+            if not math.isfinite(number) or number < 0 or (key == "max_delete_fraction" and number > 1):
                 raise ValueError
             return number
         if isinstance(default, int) or key == "concurrency":
@@ -96,6 +99,28 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         return None if value is None else str(value)
     except (TypeError, ValueError):
         raise UsageError(f"{where}: invalid value {value!r} (default: {default!r})") from None
+
+
+# Settings that must be a finite number above zero (0 would never send, or wait forever): the fix shown.
+POSITIVE: dict[str, str] = {
+    "rate_limit": "requests per second to the whole account, e.g. 25 (test mode) or 100 (live)",
+    "endpoint_rate_limit": "requests per second to one endpoint, e.g. 25 (Stripe's limit)",
+    "search_rate_limit": "requests per second to Stripe search, e.g. 20 (Stripe's limit)",
+    "request_timeout_s": "seconds to wait for one Stripe response, e.g. 30",
+}
+
+
+def _positive(where: str, value: Any, meaning: str) -> float:
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isfinite(number) and number > 0:
+        return number
+    raise UsageError(
+        f"{where}: invalid value {value!r}: it must be a number above 0 ({meaning}); "
+        "remove the setting to use the default"
+    )
 
 
 def api_key(settings: Settings) -> str | None:

@@ -9,6 +9,13 @@ Two syncs depend on each other, and keep the order `sync_order` gave them, when:
 - one names the other in a `sync:` reference (the IDs it needs are written by that sync);
 - one has a `by: email` reference and the other syncs customers (the customer looked up by email
   may be one the other sync creates in this run);
+- one fills a Stripe ID field from a plain column (`fields: {product: product_id}`, `customer`,
+  `items[0].price`, `price_data.product`, `invoice`, ...) and the other creates that kind of object
+  under IDs its model chose (a products sync matched on `id`): the ID named may be one it creates in
+  this run. Which fields hold which object's ID comes from the SDK's param types
+  (`config.objects.referenced_object`). A sync of objects Stripe names itself cannot create an ID a
+  model already holds, so a price naming existing products by ID still goes with the products sync
+  (IDs this tool writes in the run are named through `sync:`, which orders the pair);
 - both sync the same kind of object (two customer models matching by email could both create the
   same customer; one after the other, the second finds the first's);
 - one syncs invoice items and the other invoices or subscriptions (Stripe sweeps a customer's
@@ -22,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.config.objects import referenced_object
 
 # (earlier object, later object): Stripe itself makes the later one depend on what the earlier one wrote.
 _SWEPT_INTO = {("invoice_item", "invoice"), ("invoice_item", "subscription")}
@@ -38,7 +46,25 @@ def needs(later: SyncConfig, earlier: SyncConfig) -> bool:
         return True
     if earlier.object == "customer" and any(r.by == "email" for r in later.references):
         return True
+    if chooses_ids(earlier) and earlier.object in plain_id_objects(later):
+        return True
     return (earlier.object, later.object) in _SWEPT_INTO
+
+
+def plain_id_objects(config: SyncConfig) -> set[str]:
+    """The other Stripe object types whose IDs the sync writes straight from a model column (not
+    through a `sync:` or `by:` look-up), e.g. {"product"} for a price with `fields: {product: product_id}`."""
+    paths = [f.path for f in config.fields]
+    paths += [r.target for r in config.references if r.sync is None and r.by is None]
+    found = {referenced_object(config.object, p) for p in paths}
+    return {o for o in found if o is not None and o != config.object}
+
+
+def chooses_ids(config: SyncConfig) -> bool:
+    """Whether the sync may create objects under IDs its model chose (a product matched on `id`)."""
+    from dbt_stripe_sync.stripe_objects import adapter_for
+
+    return config.match is not None and config.match.field == "id" and adapter_for(config.object).chosen_id
 
 
 def sync_waves(ordered: Sequence[SyncConfig]) -> list[list[SyncConfig]]:

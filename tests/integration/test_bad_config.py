@@ -176,6 +176,11 @@ def test_usage_errors_exit_2_with_the_fix(dbt_project):
             {},
             "max_delete_fraction",
         ),
+        (  # refused before connecting, not a ValueError after (attack2 finding 11)
+            ["-s", "stripe_customers", "--vars", "{dbt_stripe_sync: {rate_limit: 0}}"],
+            {},
+            "vars.dbt_stripe_sync.rate_limit: invalid value 0: it must be a number above 0",
+        ),
     ]
     for args, env, expected in cases:
         result = dbt_project.sync(*args, env=env)

@@ -4,6 +4,8 @@ sync that depends on them waits. Counted from the emulator's request log, exactl
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
@@ -195,3 +197,55 @@ def test_a_dependent_blocked_by_its_delete_guard_holds_back_its_customers_delete
     assert "max_delete_fraction" in proc.stdout and "held back" in proc.stdout
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
     assert dbt_project.ledger("stripe_customers")["1"]["status"] == "synced"  # planned again next run
+
+
+def test_prices_naming_chosen_product_ids_in_a_plain_column_wait_for_the_products(dbt_project, tmp_path):
+    """Finding 7: a price whose `product` is a plain column (the ID the products model chose) names a
+    product created in the same run, so the prices sync waits for every products sync: no 404."""
+    products = [
+        {
+            "product_key": f"p{i}",
+            "product_id": f"prod_dss_p{i}",
+            "name": f"P{i}",
+            "description": "d",
+            "tier": "t",
+        }
+        for i in range(N)
+    ]
+    dbt_project.write_seed("raw_products", products)
+    # prices name the products in reverse order, so a price sent beside the products would race them
+    dbt_project.write_seed(
+        "raw_prices",
+        [
+            {"price_key": f"pr{i}", "product_key": f"p{N - 1 - i}", "unit_amount": str(100 + i)}
+            | {"currency": "usd", "billing_interval": "month", "nickname": f"Pr{i}"}
+            for i in range(N)
+        ],
+    )
+    dbt_project.write_file(
+        "models/billing/stripe_prices.sql",
+        "select pr.price_key, p.product_id, pr.unit_amount, pr.currency, pr.billing_interval, pr.nickname\n"
+        "from {{ ref('raw_prices') }} pr join {{ ref('raw_products') }} p using (product_key)\n",
+    )
+    dbt_project.edit_schema_yml(
+        "          references:\n            product: {sync: stripe_products, column: product_key}\n",
+        "            product: product_id\n",
+        file="models/billing.yml",
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    sel = ("-s", "stripe_products", "stripe_prices")
+    plan_file, report_file = tmp_path / "plan.json", tmp_path / "run.json"
+    plan = dbt_project.sync("plan", *sel, "--output", str(plan_file))
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    emu.clear_requests()
+
+    proc = dbt_project.sync("run", *sel, "--output", str(report_file))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    prods, prices = _posts(emu, "/v1/products"), _posts(emu, "/v1/prices")
+    assert len(prods) == N and len(prices) == N  # each created once: no 404, no retry
+    assert [r["status"] for r in emu.requests() if r["method"] == "POST"] == [200] * (2 * N)
+    assert min(prices) > max(prods)  # every price after every product
+    planned = {s["model"]: s["counts"] for s in json.loads(plan_file.read_text())["syncs"]}
+    done = {s["model"]: s["counts"] for s in json.loads(report_file.read_text())["syncs"]}
+    assert done == planned and done["stripe_prices"]["created"] == N

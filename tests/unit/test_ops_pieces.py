@@ -212,3 +212,17 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_anything_runs(t
     # the project does not even exist: the path is checked first, so nothing else is reached
     assert main(["run", "--output", str(missing), "--project-dir", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "key", ["rate_limit", "endpoint_rate_limit", "search_rate_limit", "request_timeout_s"]
+)
+@pytest.mark.parametrize("bad", [0, -1, "0", "-2.5", "nan", "inf", "abc", None, True])
+def test_rate_limits_and_timeouts_must_be_above_zero(key, bad):
+    """Finding 11: `rate_limit: 0` passed the settings check, then failed after connecting (exit 1)."""
+    from dbt_stripe_sync.settings import load_settings
+
+    with pytest.raises(UsageError, match=rf"vars\.dbt_stripe_sync\.{key}: invalid value .*above 0") as err:
+        load_settings({"dbt_stripe_sync": {key: bad}})
+    assert "remove the setting to use the default" in str(err.value)
+    assert getattr(load_settings({"dbt_stripe_sync": {key: "12.5"}}), key) == 12.5

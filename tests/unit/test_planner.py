@@ -149,6 +149,8 @@ def test_unresolved_references_reject_the_row(ref):
     (change,) = _plan(config, [row]).changes
     assert change.action == "reject"
     assert "no Stripe customer has email 'nobody@x.io'" in change.reason
+    # rejected only for references that may resolve later: no attempt hash, so every run retries it
+    assert change.row_hash is None
 
 
 def test_change_init_matches_its_fields():
@@ -174,3 +176,19 @@ def test_change_init_matches_its_fields():
     with pytest.raises(dataclasses.FrozenInstanceError):
         bare.action = "update"  # type: ignore[misc]
     assert Change("1", "create", params={"a": 1}) == Change("1", "create", params={"a": 1})
+
+
+def test_a_row_also_rejected_for_its_own_data_waits_for_a_change():
+    """An unresolved reference beside a bad value: retrying each run cannot help until the row changes."""
+    block = {
+        "object": "invoice_item",
+        "mode": "upsert",
+        "primary_key": "id",
+        "fields": {"quantity": "qty"},
+        "references": {"customer": {"by": "email", "column": "email"}},
+    }
+    config = build("items", "model.p.items", block)
+    row = DiffRow("1", "new", "h", {"id": 1, "email": "nobody@x.io", "qty": "many"}, {}, None)
+    (change,) = _plan(config, [row]).changes
+    assert change.action == "reject" and "no Stripe customer has email" in change.reason
+    assert "expected a whole number" in change.reason and change.row_hash == "h"

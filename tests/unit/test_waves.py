@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dbt_stripe_sync.config.model import Reference, SyncConfig
-from dbt_stripe_sync.waves import depend, sync_waves
+from dataclasses import replace
+
+import pytest
+
+from dbt_stripe_sync.config.model import FieldMapping, Match, Reference, SyncConfig
+from dbt_stripe_sync.waves import depend, plain_id_objects, sync_waves
 
 
-def _sync(name: str, obj: str, *refs: Reference) -> SyncConfig:
+def _sync(name: str, obj: str, *refs: Reference, fields: tuple[FieldMapping, ...] = ()) -> SyncConfig:
     return SyncConfig(
         model=name,
         unique_id=f"model.p.{name}",
@@ -14,9 +18,13 @@ def _sync(name: str, obj: str, *refs: Reference) -> SyncConfig:
         mode="upsert",
         primary_key="id",
         match=None,
-        fields=(),
+        fields=fields,
         references=refs,
     )
+
+
+def _fields(*paths: str) -> tuple[FieldMapping, ...]:
+    return tuple(FieldMapping(p, f"col_{i}") for i, p in enumerate(paths))
 
 
 def _names(waves: list[list[SyncConfig]]) -> list[list[str]]:
@@ -24,10 +32,57 @@ def _names(waves: list[list[SyncConfig]]) -> list[list[str]]:
 
 
 def test_independent_syncs_of_different_objects_share_one_wave():
-    custs, prods = _sync("custs", "customer"), _sync("prods", "product")
-    prices = _sync("prices", "price")  # its product is a literal ID column: no dependency in this run
-    items = _sync("items", "invoice_item", Reference("customer", "cus_col"))
+    custs, prods = _sync("custs", "customer"), _sync("prods", "product", fields=_fields("name"))
+    prices = _sync("prices", "price", fields=_fields("currency", "unit_amount", "metadata.product"))
+    items = _sync("items", "invoice_item", fields=_fields("amount", "description"))
     assert _names(sync_waves([custs, prods, prices, items])) == [["custs", "prods", "prices", "items"]]
+
+
+@pytest.mark.parametrize(
+    ("obj", "path", "target"),
+    [
+        ("price", "product", "product"),
+        ("product", "default_price", "price"),
+        ("subscription", "customer", "customer"),
+        ("subscription", "items[0].price", "price"),
+        ("subscription", "items[1].price_data.product", "product"),
+        ("invoice", "customer", "customer"),
+        ("invoice", "subscription", "subscription"),
+        ("invoice_item", "customer", "customer"),
+        ("invoice_item", "invoice", "invoice"),
+        ("invoice_item", "subscription", "subscription"),
+        ("invoice_item", "price_data.product", "product"),
+        ("quote", "customer", "customer"),
+        ("quote", "line_items[0].price", "price"),
+    ],
+)
+def test_an_id_field_filled_from_a_plain_column_names_its_object(obj: str, path: str, target: str):
+    """Which fields hold an ID comes from the SDK's param types, so every entry is a real field."""
+    assert plain_id_objects(_sync("s", obj, fields=_fields(path))) == {target}
+
+
+def test_metadata_and_plain_fields_hold_no_id():
+    assert plain_id_objects(_sync("s", "price", fields=_fields("metadata.product", "nickname"))) == set()
+    items = _sync("s", "invoice_item", fields=_fields("metadata.customer", "amount"))
+    assert plain_id_objects(items) == set()
+
+
+def test_a_plain_id_column_waits_for_syncs_that_create_under_chosen_ids():
+    """Prices naming products by the ID the products model chose must not race those products (a 404);
+    a sync of objects Stripe names cannot create an ID a model already holds, so it is not waited for."""
+    custs, prods = _sync("custs", "customer"), _sync("prods", "product")
+    chosen = replace(_sync("chosen", "product"), match=Match(field="id", column="product_id"))
+    prices = _sync("prices", "price", fields=_fields("product", "unit_amount"))
+    items = _sync("items", "invoice_item", fields=_fields("customer", "price_data.product"))
+    subs = _sync("subs", "subscription", fields=_fields("items[0].price"))
+    assert plain_id_objects(prices) == {"product"} and plain_id_objects(items) == {"customer", "product"}
+    assert depend(prices, chosen) and depend(chosen, prices) and depend(items, chosen)
+    assert not depend(prices, prods) and not depend(items, prods) and not depend(items, custs)
+    assert not depend(subs, prices) and not depend(subs, custs)
+    waves = sync_waves([custs, prods, chosen, prices, subs, items])
+    # prods and chosen: the same object, one after the other; prices and items wait for chosen;
+    # items wait for subs too: pending items are swept into subscription invoices
+    assert _names(waves) == [["custs", "prods", "subs"], ["chosen"], ["prices", "items"]]
 
 
 def test_each_kind_of_dependency_starts_a_later_wave():
