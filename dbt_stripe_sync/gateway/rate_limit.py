@@ -27,6 +27,16 @@ LIVE_MODE_RATE = 100.0
 SEARCH_RATE = 20.0
 
 
+def _rate_and_burst(rate: float, burst: float | None) -> tuple[float, float]:
+    """A budget's rate (per second, > 0) and burst (>= 1; default 1: evenly paced)."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    burst = float(burst) if burst is not None else 1.0
+    if burst < 1:
+        raise ValueError("burst must be at least 1")
+    return float(rate), burst
+
+
 class TokenBucket:
     """Allows `rate` acquisitions per second on average, with bursts of at most `burst` (default 1:
     evenly paced, one every 1/rate s).
@@ -45,12 +55,7 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = float(rate)
-        self.burst = float(burst) if burst is not None else 1.0
-        if self.burst < 1:
-            raise ValueError("burst must be at least 1")
+        self.rate, self.burst = _rate_and_burst(rate, burst)
         self._interval = 1.0 / self.rate
         self._tolerance = (self.burst - 1.0) * self._interval
         self._clock = clock
@@ -98,12 +103,7 @@ class SlotCalendar:
     _PRUNE_AT = 512  # booked slots kept before the past ones are dropped
 
     def __init__(self, rate: float, *, burst: float | None = None) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = float(rate)
-        self.burst = float(burst) if burst is not None else 1.0
-        if self.burst < 1:
-            raise ValueError("burst must be at least 1")
+        self.rate, self.burst = _rate_and_burst(rate, burst)
         self._interval = 1.0 / self.rate
         self._credit_slots = math.floor(self.burst - 1.0)
         self._booked: set[int] = set()

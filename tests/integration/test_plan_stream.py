@@ -11,6 +11,7 @@ import pytest
 import dbt_stripe_sync
 from dbt_stripe_sync import engine
 from dbt_stripe_sync.plan_digest import PlanDigest
+from tests.support.scenarios import rekey_rejects_and_creates
 
 pytestmark = pytest.mark.timeout(300)
 SEL = ("-s", "stripe_customers")
@@ -45,18 +46,7 @@ def _plan(project, tmp_path, name: str):
 
 def test_streamed_plan_in_chunks_equals_the_whole_plan(dbt_project, tmp_path, monkeypatch):
     assert dbt_project.sync(*SEL).returncode == 0  # 5 customers synced
-    rows = dbt_project.read_seed("raw_customers")
-    grace = rows.pop(1)  # key 2 leaves the model ...
-    rows[0]["city"] = "Paris"  # key 1 changes
-    new = [
-        {**grace, "user_id": "12"},  # ... and key 12 takes over its customer by email: a re-key
-        {**rows[3], "user_id": "6", "email": "twin@example.com"},
-        {**rows[3], "user_id": "7", "email": "twin@example.com"},  # a repeated match email: rejected
-        {**rows[3], "user_id": "8", "email": "not-an-email"},  # rejected before any call
-        *({**rows[3], "user_id": str(n), "email": f"user{n}@example.com"} for n in (9, 10, 11)),
-    ]
-    dbt_project.write_seed("raw_customers", rows + new)
-    dbt_project.build()
+    rekey_rejects_and_creates(dbt_project)
 
     monkeypatch.setattr("dbt_stripe_sync.diff.CHUNK_ROWS", 2)  # many chunks, rows in no set order
     streamed = _plan(dbt_project, tmp_path, "streamed")

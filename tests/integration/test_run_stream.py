@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from tests.support.scenarios import rekey_rejects_and_creates
+
 pytestmark = pytest.mark.timeout(300)
 SEL = ("-s", "stripe_customers")
 STREAMED = {"stream_min_rows": 0}  # every model streams, however small
@@ -56,18 +58,7 @@ def test_a_streamed_run_does_what_its_plan_predicted_and_each_row_once(dbt_proje
     assert _calls(emu).count(("POST", "/v1/customers")) == 5
     before = dbt_project.ledger("stripe_customers")
 
-    rows = dbt_project.read_seed("raw_customers")
-    grace = rows.pop(1)  # key 2 leaves the model ...
-    rows[0]["city"] = "Paris"  # key 1 changes
-    new = [
-        {**grace, "user_id": "12"},  # ... and key 12 takes over its customer by email: a re-key
-        {**rows[3], "user_id": "6", "email": "twin@example.com"},
-        {**rows[3], "user_id": "7", "email": "twin@example.com"},  # a repeated match email: rejected
-        {**rows[3], "user_id": "8", "email": "not-an-email"},  # rejected before any call
-        *({**rows[3], "user_id": str(n), "email": f"user{n}@example.com"} for n in (9, 10, 11)),
-    ]
-    dbt_project.write_seed("raw_customers", rows + new)
-    dbt_project.build()
+    rekey_rejects_and_creates(dbt_project)
 
     plan_file = tmp_path / "plan.json"
     assert dbt_project.sync("plan", *SEL, "--output", str(plan_file)).returncode == 1  # rejects: exit 1
