@@ -379,10 +379,24 @@ def test_same_lock_key_never_overlaps_different_keys_do(server, make_gateway):
     first, second = server.requests
     assert not _overlaps(first, second)
 
+    # different keys: the first request is answered only once the second has arrived (or after 30 s,
+    # which a serialized pair would need), so overlapping does not depend on thread scheduling
+    both_in = threading.Event()
+    arrived: list[int] = []
+
+    def wait_for_the_other(rec):
+        arrived.append(1)
+        if len(arrived) == 1:
+            both_in.wait(30)
+        else:
+            both_in.set()
+        return Reply(200, {"id": "ii_1"})
+
+    server.handler = wait_for_the_other
     gw2 = make_gateway()
     _run_pair(gw2, ("in_1", "in_2"))
     third, fourth = server.requests[2:]
-    assert _overlaps(third, fourth)
+    assert both_in.is_set() and _overlaps(third, fourth)
 
 
 def test_lock_key_is_held_through_retries(server, make_gateway):
