@@ -23,7 +23,7 @@ from dbt_stripe_sync.diff import DiffRow
 from dbt_stripe_sync.plan import Change
 from dbt_stripe_sync.planner import Lookups
 
-BINDS = frozenset({"update", "adopt"})  # a row tied to an existing object by these actions
+BINDS = frozenset({"update", "adopt", "skip"})  # a row tied to an existing object (skip: insert mode)
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Doomed:
     """The run's planned deletes, by Stripe ID, and the objects rows of this run bound to."""
 
     shared_objects: frozenset[str] = frozenset()  # object types more than one sync of the run syncs
-    _by_id: dict[str, _Doomed] = field(default_factory=dict)
+    _by_id: dict[str, list[_Doomed]] = field(default_factory=dict)  # several syncs may delete one object
     _bound: dict[str, tuple[SyncConfig, str]] = field(default_factory=dict)  # id -> (sync, row key)
 
     def add(self, config: SyncConfig, deletes: Iterable[Change], cancel: Callable[[Change], None]) -> None:
@@ -51,7 +51,7 @@ class Doomed:
             if bound is not None and bound[0].object == config.object and bound[0] is not config:
                 cancel(retired(change, bound[0], bound[1]))
                 continue
-            self._by_id[change.stripe_id] = _Doomed(config, change, cancel)
+            self._by_id.setdefault(change.stripe_id, []).append(_Doomed(config, change, cancel))
 
     def __bool__(self) -> bool:
         return bool(self._by_id)
@@ -85,10 +85,16 @@ class Doomed:
         for change in changes:
             if change.action not in BINDS or not change.stripe_id:
                 continue
-            doomed = self._by_id.get(change.stripe_id)
-            if doomed is not None and doomed.config.object == config.object and doomed.config is not config:
-                del self._by_id[change.stripe_id]
-                doomed.cancel(retired(doomed.change, config, change.key))
+            doomed = self._by_id.get(change.stripe_id, [])
+            others = [d for d in doomed if d.config.object == config.object and d.config is not config]
+            if others:  # every other model's delete of it is dropped, not only the last planned
+                kept = [d for d in doomed if d.config is config]
+                if kept:
+                    self._by_id[change.stripe_id] = kept
+                else:
+                    del self._by_id[change.stripe_id]
+                for d in others:
+                    d.cancel(retired(d.change, config, change.key))
             elif track:
                 self._bound[change.stripe_id] = (config, change.key)
 
