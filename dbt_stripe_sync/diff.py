@@ -54,13 +54,16 @@ def run_diff(
     *,
     include_deletes: bool,
     retry_rejected: bool,
+    model_rows: int | None = None,
 ) -> DiffResult:
+    """The sync's diff, whole, in key order. `model_rows`: the model's row count if the caller took it."""
     _check_keys(wh, config, model_relation)
     sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, None)
     names, rows = wh.query(sql)
     read = _RowReader(config, names)
     out = [read(row) for row in rows]
-    return DiffResult(rows=out, model_rows=model_row_count(wh, model_relation))
+    counted = model_row_count(wh, model_relation) if model_rows is None else model_rows
+    return DiffResult(rows=out, model_rows=counted)
 
 
 CHUNK_ROWS = 5_000  # diff rows read, matched and planned at a time by `plan`
@@ -92,14 +95,17 @@ def stream_diff(
     retry_rejected: bool,
     chunk_rows: int | None = None,
     cap_memory: bool = True,
+    model_rows: int | None = None,
 ) -> DiffStream:
     """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time.
-    `cap_memory`: False when the caller goes on to write (`run`), which the cap is not meant for."""
+    `cap_memory`: False when the caller goes on to write (`run`), which the cap is not meant for.
+    `model_rows`: the model's row count if the caller took it."""
     size = chunk_rows or CHUNK_ROWS
     if cap_memory:
         wh.cap_memory()  # only reads from here on (embedded_memory.py)
     _check_keys(wh, config, model_relation)
-    model_rows = model_row_count(wh, model_relation)
+    if model_rows is None:
+        model_rows = model_row_count(wh, model_relation)
     args = (wh, config, model_relation, ledger_relation, include_deletes, retry_rejected)
     parts = partitions(wh, config, ledger_relation)
 

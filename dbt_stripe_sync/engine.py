@@ -80,6 +80,8 @@ class Prepared:
     skipped: list[SyncSummary]
     unbuilt: list[str] = field(default_factory=list)  # selected models whose relation does not exist
     full_refresh: bool = False
+    # model row counts `run` already took (run_stream.py), used once by the diff that follows
+    row_counts: dict[str, int] = field(default_factory=dict)
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
@@ -393,6 +395,7 @@ def _make_plan(
             refreshed_ledger_sql(store) if refresh and store is not None else ledger_relation,
             include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
             retry_rejected=prep.settings.retry_rejected,
+            model_rows=prep.row_counts.pop(prep.relations[config.model], None),
         )
     crashpoint("after_diff")
     if doomed:

@@ -114,6 +114,7 @@ def planned_parts(
             include_deletes=config.delete == "delete" and config.mode == "upsert" and not prep.full_refresh,
             retry_rejected=prep.settings.retry_rejected,
             cap_memory=not spool,  # `run` writes the ledger next
+            model_rows=prep.row_counts.pop(relation, None),
         )
         # before the stream is read: an embedded warehouse reuses this query's memory for the stream
         repeated = repeated_match_values(prep.wh, config, relation)

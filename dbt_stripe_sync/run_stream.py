@@ -45,6 +45,7 @@ def streamed_parts(
         return None
     relation = prep.relations[config.model]
     model_rows = D.model_row_count(prep.wh, relation)
+    prep.row_counts[relation] = model_rows  # the diff that follows, streamed or whole, does not count again
     if model_rows < prep.settings.stream_min_rows:  # smaller ones are planned whole, in key order
         return None
     if _guard_might_trip(prep, config, store, relation, model_rows):

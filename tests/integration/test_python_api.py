@@ -149,3 +149,33 @@ def test_airflow_and_dagster_examples_run_as_documented(dbt_project, monkeypatch
     assert result.metadata["report"]["json"]["status"] == "success"
     assert (result.metadata["updated"], result.metadata["created"]) == (0, 0)  # grace back as she was
     assert Path(dbt_project.path).exists()
+
+
+@pytest.mark.parametrize("stream_min_rows", [0, 20_000])
+def test_a_run_counts_each_model_once(dbt_project, monkeypatch, stream_min_rows):
+    """`run` decides whether to stream a model by its row count; the diff that follows (streamed or whole)
+    reuses that count instead of querying the model (for a view: evaluating it) a second time."""
+    from dbt_stripe_sync import diff
+
+    counted: list[str] = []
+    real = diff.model_row_count
+
+    def spy(wh, relation):
+        counted.append(relation)
+        return real(wh, relation)
+
+    monkeypatch.setattr(diff, "model_row_count", spy)
+    for name, value in dbt_project.env.items():
+        monkeypatch.setenv(name, value)
+    common = {
+        "project_dir": dbt_project.path,
+        "profiles_dir": dbt_project.path,
+        "select": ["stripe_customers"],
+        "target": dbt_project.target,
+        "vars": {"dbt_stripe_sync": {"stream_min_rows": stream_min_rows}},
+    }
+    first = dbt_stripe_sync.run(**common)
+    assert first.sync("stripe_customers").counts["created"] == 5
+    again = dbt_stripe_sync.run(**common)  # a no-op
+    assert again.sync("stripe_customers").counts["unchanged"] == 5
+    assert len(counted) == 2 and "stripe_customers" in counted[0], counted
