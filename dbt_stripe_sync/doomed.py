@@ -48,6 +48,12 @@ class Retag:
     stripe_id: str
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    by_id: dict[str, list[_Doomed]]
+    retags: list[Retag]
+
+
 @dataclass
 class _Doomed:
     config: SyncConfig
@@ -63,6 +69,28 @@ class Doomed:
     _by_id: dict[str, list[_Doomed]] = field(default_factory=dict)  # several syncs may delete one object
     _bound: dict[str, tuple[SyncConfig, str, str]] = field(default_factory=dict)  # id -> (sync, key, action)
     retags: list[Retag] = field(default_factory=list)  # tags to rewrite after the deletes (`add`)
+    _undo: list[tuple[str, tuple[SyncConfig, str, str] | None]] | None = None  # `checkpoint`: _bound before
+
+    def checkpoint(self) -> Checkpoint:
+        """What `rollback` restores: `plan` hands a sync's changes over as they are planned, before it
+        knows whether the sync's delete guard blocks it (`run` sends nothing for a blocked sync). Deletes
+        are few, so they are copied; the objects rows bound to are journaled from here on."""
+        self._undo = []
+        return Checkpoint({i: list(ds) for i, ds in self._by_id.items()}, list(self.retags))
+
+    def commit(self) -> None:
+        """Keep what happened since the checkpoint (the journal is let go)."""
+        self._undo = None
+
+    def rollback(self, to: Checkpoint) -> None:
+        """Undo what happened since `to` (the cancels it made are the caller's to undo)."""
+        self._by_id, self.retags = to.by_id, to.retags
+        for stripe_id, before in reversed(self._undo or []):
+            if before is None:
+                self._bound.pop(stripe_id, None)
+            else:
+                self._bound[stripe_id] = before
+        self._undo = None
 
     def add(self, config: SyncConfig, deletes: Iterable[Change], cancel: Callable[[Change], None]) -> None:
         """Register a sync's planned deletes; one of an object a row of another sync of the same kind
@@ -162,6 +190,8 @@ class Doomed:
                     d.cancel(retired(d.change, config, change.key))
                 out[i] = retagged(config, change, others[0])
             elif track:
+                if self._undo is not None:
+                    self._undo.append((change.stripe_id, self._bound.get(change.stripe_id)))
                 self._bound[change.stripe_id] = (config, change.key, change.action)
         return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from dbt_stripe_sync.config.model import SyncConfig
-from dbt_stripe_sync.doomed import Doomed, cancel_in
+from dbt_stripe_sync.doomed import Checkpoint, Doomed, cancel_in
 from dbt_stripe_sync.plan import Change
 from dbt_stripe_sync.plan_digest import PlanDigest
 from dbt_stripe_sync.plan_stream import DELETED
@@ -32,12 +32,19 @@ class PlannedDeletes:
         self._held: dict[str, list[Change]] = {}  # sync name -> its deletes (cancel_in drops them)
         self._retired: dict[str, list[Change]] = {}  # sync name -> retirements of dropped deletes
         self._digests: list[PlanDigest] = []
+        self._before: tuple[Checkpoint, dict[str, list[Change]], dict[str, list[Change]]] | None = None
 
     def sieve(self, config: SyncConfig) -> Callable[[list[Change]], list[Change]]:
         """What happens to each planned chunk of `config` before its digest keeps it: as `run`
         treats it (doomed objects unresolved or taken over), its deletes held back."""
         held = self._held.setdefault(config.name, [])
         self._retired.setdefault(config.name, [])
+        # undone if the sync turns out blocked (`planned`); deletes and retirements are few
+        self._before = (
+            self.doomed.checkpoint(),
+            {n: list(h) for n, h in self._held.items()},
+            {n: list(r) for n, r in self._retired.items()},
+        )
 
         def sieve(changes: list[Change]) -> list[Change]:
             changes = self.doomed.hand_over(config, self.doomed.unresolve_plain(config, changes))
@@ -47,12 +54,22 @@ class PlannedDeletes:
         return sieve
 
     def planned(self, config: SyncConfig, digest: PlanDigest) -> None:
-        """The sync is planned: its deletes doom their objects for the syncs planned after it (not
-        when its delete guard blocks it: `run` sends nothing for it)."""
+        """The sync is planned: its deletes doom their objects for the syncs planned after it. Not when
+        its delete guard blocks it: `run` sends nothing for it, and it takes nothing over."""
         self._digests.append(digest)
+        if digest.blocked and self._before is not None:  # it takes nothing over either
+            checkpoint, held, retired = self._before
+            self.doomed.rollback(checkpoint)
+            for name, changes in held.items():
+                self._held[name][:] = changes  # the lists the cancels of earlier syncs' deletes hold
+            for name, changes in retired.items():
+                self._retired[name][:] = changes
+            self._before = None
+            return
+        self._before = None
+        self.doomed.commit()
         held = self._held.setdefault(config.name, [])
-        if not digest.blocked:
-            self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
+        self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
 
     def finish(self) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements."""

@@ -123,3 +123,25 @@ def test_plan_turns_an_earlier_plans_delete_into_a_retirement() -> None:
     (moved,) = [r for r in digests["a"].sample_rows() if r["action"] == "rekey"]
     assert moved["key"] == "1" and moved["reason"].startswith("moved: cus_X is now synced by c (row 21)")
     assert digests["c"].count("update") == 1
+
+
+def test_plan_undoes_the_takeovers_of_a_sync_its_delete_guard_blocks() -> None:
+    """`run` sends nothing for a blocked sync, so it takes nothing over: the earlier sync's delete
+    stays a delete in the plan too, and a later sync's delete of what it bound to is not a move."""
+    a, c, d = _sync("a"), _sync("c"), _sync("d")
+    planned = PlannedDeletes([a, c, d])
+    digests = {cfg.name: PlanDigest(cfg, Keep(sample=5)) for cfg in (a, c, d)}
+    digests["a"].add(planned.sieve(a)([_delete("1", "cus_X")]), 1)
+    planned.planned(a, digests["a"])
+    taking = [
+        Change(key="21", action="update", stripe_id="cus_X"),
+        Change(key="22", action="update", stripe_id="cus_Y"),
+    ]
+    digests["c"].add(planned.sieve(c)(taking), 0)
+    digests["c"].blocked = "c: deletes 3 of 4 rows, more than max_delete_fraction"
+    planned.planned(c, digests["c"])
+    digests["d"].add(planned.sieve(d)([_delete("7", "cus_Y")]), 1)
+    planned.planned(d, digests["d"])
+    planned.finish()
+    assert digests["a"].count("delete") == 1 and digests["a"].count("rekey") == 0
+    assert digests["d"].count("delete") == 1 and planned.doomed.retags == []
