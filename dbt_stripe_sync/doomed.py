@@ -67,9 +67,12 @@ class Doomed:
 
     shared_objects: frozenset[str] = frozenset()  # object types more than one sync of the run syncs
     _by_id: dict[str, list[_Doomed]] = field(default_factory=dict)  # several syncs may delete one object
-    _bound: dict[str, tuple[SyncConfig, str, str]] = field(default_factory=dict)  # id -> (sync, key, action)
+    # id -> (sync's index in _syncs, row key, action): ints and strings only, so the garbage collector
+    # stops tracking the tuples (a plan binds every changed row of a sync of a shared kind)
+    _bound: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    _syncs: list[SyncConfig] = field(default_factory=list)
     retags: list[Retag] = field(default_factory=list)  # tags to rewrite after the deletes (`add`)
-    _undo: list[tuple[str, tuple[SyncConfig, str, str] | None]] | None = None  # `checkpoint`: _bound before
+    _undo: list[str | tuple[str, tuple[int, str, str]]] | None = None  # `checkpoint`: _bound before
 
     def checkpoint(self) -> Checkpoint:
         """What `rollback` restores: `plan` hands a sync's changes over as they are planned, before it
@@ -85,11 +88,11 @@ class Doomed:
     def rollback(self, to: Checkpoint) -> None:
         """Undo what happened since `to` (the cancels it made are the caller's to undo)."""
         self._by_id, self.retags = to.by_id, to.retags
-        for stripe_id, before in reversed(self._undo or []):
-            if before is None:
-                self._bound.pop(stripe_id, None)
+        for step in reversed(self._undo or []):
+            if isinstance(step, str):  # bound since the checkpoint
+                self._bound.pop(step, None)
             else:
-                self._bound[stripe_id] = before
+                self._bound[step[0]] = step[1]
         self._undo = None
 
     def add(self, config: SyncConfig, deletes: Iterable[Change], cancel: Callable[[Change], None]) -> None:
@@ -99,11 +102,12 @@ class Doomed:
             if change.action != "delete" or not change.stripe_id:
                 continue
             bound = self._bound.get(change.stripe_id)
-            if bound is not None and bound[0].object == config.object and bound[0] is not config:
-                cancel(retired(change, bound[0], bound[1]))
+            to = self._syncs[bound[0]] if bound is not None else None
+            if bound is not None and to is not None and to.object == config.object and to is not config:
+                cancel(retired(change, to, bound[1]))
                 rewrites = bound[2] in ("update", "adopt")  # an insert-mode skip never writes to it
                 if rewrites and not any(r.stripe_id == change.stripe_id for r in self.retags):
-                    self.retags.append(Retag(bound[0], bound[1], change.stripe_id))
+                    self.retags.append(Retag(to, bound[1], change.stripe_id))
                 continue
             self._by_id.setdefault(change.stripe_id, []).append(_Doomed(config, change, cancel))
 
@@ -167,6 +171,13 @@ class Doomed:
         by_email = {e: [c for c in cs if c.get("id") not in doomed] for e, cs in lookups.by_email.items()}
         return replace(lookups, by_email=by_email)
 
+    def _index(self, config: SyncConfig) -> int:
+        for i, known in enumerate(self._syncs):
+            if known is config:
+                return i
+        self._syncs.append(config)
+        return len(self._syncs) - 1
+
     def hand_over(self, config: SyncConfig, changes: Sequence[Change]) -> list[Change]:
         """The changes, a row of `config` bound to a doomed object of its own kind taking the object
         over (with its own tag, `retagged`); the objects rows bind to are remembered when another sync
@@ -175,24 +186,30 @@ class Doomed:
         if not self._by_id and not track:
             return list(changes)
         out = list(changes)
+        by_id, bound, undo = self._by_id, self._bound, self._undo  # a plan's every row passes here
+        me = self._index(config) if track else -1
         for i, change in enumerate(out):
-            if change.action not in BINDS or not change.stripe_id:
+            sid = change.stripe_id
+            if not sid or change.action not in BINDS:
                 continue
-            doomed = self._by_id.get(change.stripe_id, [])
-            others = [d for d in doomed if d.config.object == config.object and d.config is not config]
+            doomed = by_id.get(sid)
+            others = doomed and [
+                d for d in doomed if d.config.object == config.object and d.config is not config
+            ]
             if others:  # every other model's delete of it is dropped, not only the last planned
-                kept = [d for d in doomed if d.config is config]
+                kept = [d for d in doomed if d.config is config]  # type: ignore[union-attr]
                 if kept:
-                    self._by_id[change.stripe_id] = kept
+                    by_id[sid] = kept
                 else:
-                    del self._by_id[change.stripe_id]
+                    del by_id[sid]
                 for d in others:
                     d.cancel(retired(d.change, config, change.key))
                 out[i] = retagged(config, change, others[0])
             elif track:
-                if self._undo is not None:
-                    self._undo.append((change.stripe_id, self._bound.get(change.stripe_id)))
-                self._bound[change.stripe_id] = (config, change.key, change.action)
+                if undo is not None:  # a string for a new key: not tracked by the garbage collector
+                    was = bound.get(sid)
+                    undo.append(sid if was is None else (sid, was))
+                bound[sid] = (me, change.key, change.action)
         return out
 
 
