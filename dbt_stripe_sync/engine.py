@@ -29,6 +29,7 @@ from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
 from dbt_stripe_sync.plan import SyncPlan, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
+from dbt_stripe_sync.plan_doomed import PlannedDeletes, run_order
 from dbt_stripe_sync.plan_report import (
     creates_needed,
     plan_summaries,
@@ -306,17 +307,24 @@ def _plan(
     plans: list[PlanDigest] = []
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)
+    ordered = run_order(prep.configs)  # as `run` plans them: what it deletes changes later syncs
+    doomed = PlannedDeletes(ordered)
     try:
-        for i, config in enumerate(prep.configs):
+        for i, config in enumerate(ordered):
             # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
             upcoming = upcoming_creates(plans)
             wanted = bool(inv.output) or keep_rows  # a report with every row and every rejected row
-            keep = Keep(inv.sample, wanted, wanted, creates_needed(prep.configs, i))
+            keep = Keep(inv.sample, wanted, wanted, creates_needed(ordered, i))
             state = store if exists else None
-            digest = _plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming)
+            digest = _plan_one(
+                inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming, doomed
+            )
             plans.append(digest)
+            doomed.planned(config, digest)
             # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
+        doomed.finish()  # each plan's deletes, or their retirements (a later sync took the object over)
+        plans.sort(key=lambda p: prep.configs.index(p.config))  # shown in sync order
         print_plan(out, plans, sample=inv.sample)
         for s in prep.skipped:
             out.write(f"\n{s.model}: {s.message}\n")
@@ -342,12 +350,17 @@ def _plan_one(
     progress: Progress,
     keep: Keep,
     upcoming: Upcoming,
+    doomed: PlannedDeletes,
 ) -> PlanDigest:
     """A platform sync is planned chunk by chunk (plan_stream.py); a Connect sync, or one compared
     with Stripe's current objects, is planned whole as `run` plans it."""
+    sieve = doomed.sieve(config)
     if config.account is None and inv.against != "stripe":
-        return stream_plan(prep, config, gw, store, ledger_relation, progress, keep, upcoming)
-    plan = _make_plan(prep, config, gw, store, ledger_relation, progress, upcoming)
+        return stream_plan(
+            prep, config, gw, store, ledger_relation, progress, keep, upcoming, doomed.doomed, sieve
+        )
+    plan = _make_plan(prep, config, gw, store, ledger_relation, progress, upcoming, doomed=doomed.doomed)
+    plan = replace(plan, changes=tuple(sieve(list(plan.changes))))
     if inv.against == "stripe":
         with progress.phase(f"{config.model}: reading the current Stripe objects"):
             plan = against_stripe(gw, plan)
@@ -398,7 +411,7 @@ def _make_plan(
             model_rows=prep.row_counts.pop(prep.relations[config.model], None),
         )
     crashpoint("after_diff")
-    if doomed:
+    if doomed is not None:
         diff = replace(diff, rows=doomed.rows(diff.rows))
     adapter = adapter_for(config.object)
     live = store.count_live(config.name) if store is not None else 0
@@ -411,7 +424,7 @@ def _make_plan(
             )
         lookups = gather(config, diff, gw, store)
         lookups = bind(config, adapter, diff, gw, store, relation, lookups)
-        if doomed:
+        if doomed is not None:
             lookups = doomed.lookups(config, lookups)
     return build_plan(
         config, adapter, prep.settings, diff, lookups, live, full_refresh=token, upcoming=upcoming

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -53,17 +53,20 @@ def stream_plan(
     progress: Progress,
     keep: Keep,
     upcoming: Upcoming | None = None,
+    doomed: Doomed | None = None,
+    sieve: Callable[[list[Change]], list[Change]] | None = None,
 ) -> PlanDigest:
     """The digest of what `run` would do for `config` (a platform sync; Connect syncs are planned
-    whole, per account), as engine._make_plan + build_plan would plan it."""
+    whole, per account), as engine._make_plan + build_plan would plan it. `doomed`, `sieve`: what
+    earlier syncs delete, and what `run` does to each chunk before sending it (plan_doomed.py)."""
     digest = PlanDigest(config, keep)
     totals = StreamTotals()
     with ExitStack() as frozen:  # from the second chunk on: dbt's objects are not re-scanned (gc_pause.py)
         parts = planned_parts(
-            prep, config, gw, store, ledger_relation, progress, totals, upcoming, frozen=frozen
+            prep, config, gw, store, ledger_relation, progress, totals, upcoming, doomed=doomed, frozen=frozen
         )
         for changes, part in parts:
-            digest.add(changes, part)
+            digest.add(sieve(changes) if sieve else changes, part)
     digest.finish(totals.model_rows, totals.live, totals.unchanged, totals.guard, ())
     digest.lookup_calls = totals.lookup_calls
     return digest
@@ -133,12 +136,12 @@ def planned_parts(
         found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
         found = bind(config, adapter, part, gw, store, relation, found, once)
         totals.lookup_calls += found.calls
-        return doomed.lookups(config, found) if doomed else found
+        return doomed.lookups(config, found) if doomed is not None else found
 
     def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
         if not rows:
             return []
-        if doomed:
+        if doomed is not None:
             rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
@@ -20,6 +19,7 @@ from dbt_stripe_sync.config.errors import ConfigError
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.doomed import Doomed, cancel_in
+from dbt_stripe_sync.doomed_retags import send_retags
 from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.gateway import StripeGateway
@@ -84,8 +84,7 @@ def run_syncs(
         waves = sync_waves(prep.configs)  # syncs that do not depend on each other send together
         runs: list[list[_SyncRun]] = []
         # what the syncs planned so far delete: later ones must not build on it (doomed.py)
-        kinds = Counter(c.object for c in prep.configs)
-        doomed = Doomed(frozenset(k for k, n in kinds.items() if n > 1))
+        doomed = Doomed.for_syncs(prep.configs)
         for wave in waves:
             wave_runs, not_started = _run_wave(
                 prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts, doomed
@@ -99,6 +98,7 @@ def run_syncs(
         for wave_runs in reversed(runs):
             _send_deletes(wave_runs, gw, applier, progress)
             lock.beat()
+        send_retags(doomed.retags, gw, [r for wave_runs in runs for r in wave_runs])
         for run in (r for wave_runs in runs for r in wave_runs):
             _settle(prep, run, store, gw, applier, run_id)
     finally:
@@ -279,10 +279,11 @@ def _plan_and_queue(
         if plan.blocked:
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
-        doomed.hand_over(config, plan.changes)  # objects moving here from a model that deletes them
-        run.deletes = [c for c in plan.changes if c.action == "delete"]
+        # no write names an object the run deletes; objects moving here from a model deleting them
+        changes = doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes))
+        run.deletes = [c for c in changes if c.action == "delete"]
         doomed.add(config, run.deletes, _canceller(run, applier))
-        now = replace(plan, changes=tuple(c for c in plan.changes if c.action != "delete"))
+        now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
         applier.apply(now, run.adapter, result, pipe)
     except Exception as exc:  # one sync's failure must not stop the others
@@ -310,7 +311,7 @@ def _queue_streamed(
             return None
         try:
             for changes, _part in parts:
-                doomed.hand_over(config, changes)
+                changes = doomed.hand_over(config, doomed.unresolve_plain(config, changes))
                 deletes = [c for c in changes if c.action == "delete"]
                 run.deletes += deletes
                 doomed.add(config, deletes, cancel)

@@ -54,10 +54,14 @@ def needs(later: SyncConfig, earlier: SyncConfig) -> bool:
 def plain_id_objects(config: SyncConfig) -> set[str]:
     """The other Stripe object types whose IDs the sync writes straight from a model column (not
     through a `sync:` or `by:` look-up), e.g. {"product"} for a price with `fields: {product: product_id}`."""
+    return {referenced_object(config.object, p) or "" for p in plain_id_paths(config)}
+
+
+def plain_id_paths(config: SyncConfig) -> list[str]:
+    """The sync's fields holding another Stripe object's ID straight from a model column."""
     paths = [f.path for f in config.fields]
     paths += [r.target for r in config.references if r.sync is None and r.by is None]
-    found = {referenced_object(config.object, p) for p in paths}
-    return {o for o in found if o is not None and o != config.object}
+    return [p for p in paths if referenced_object(config.object, p) not in (None, config.object)]
 
 
 def chooses_ids(config: SyncConfig) -> bool:

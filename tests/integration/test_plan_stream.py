@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -17,11 +18,13 @@ pytestmark = pytest.mark.timeout(300)
 SEL = ("-s", "stripe_customers")
 
 
-def _whole(prep, config, gw, store, ledger_relation, progress, keep, upcoming):
-    """The reference: the sync planned whole, as `run` plans it (engine._make_plan + build_plan)."""
-    return PlanDigest.of(
-        engine._make_plan(prep, config, gw, store, ledger_relation, progress, upcoming), keep
-    )
+def _whole(prep, config, gw, store, ledger_relation, progress, keep, upcoming, doomed=None, sieve=None):
+    """The reference: the sync planned whole, as `run` plans it (engine._make_plan + build_plan), and
+    what `run` does to it for objects earlier syncs delete (plan_doomed.py)."""
+    plan = engine._make_plan(prep, config, gw, store, ledger_relation, progress, upcoming, doomed=doomed)
+    if sieve is not None:
+        plan = replace(plan, changes=tuple(sieve(list(plan.changes))))
+    return PlanDigest.of(plan, keep)
 
 
 def _api_plan(monkeypatch, project):

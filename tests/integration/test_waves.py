@@ -13,6 +13,25 @@ pytestmark = pytest.mark.timeout(300)
 N = 60  # more than one send queue's worth, so both syncs still have writes to send together
 
 
+def _plan_and_run(project, tmp_path, *sel: str, code: int = 0) -> tuple[dict, dict]:
+    """`plan --output`, then `run --output` of the same selection: each sync's (status, counts) from
+    both, which must be equal (the README promises `plan` predicts the run), and the plan's JSON."""
+    plan_file, run_file = tmp_path / "plan.json", tmp_path / "run.json"
+    plan = project.sync("plan", *sel, "--output", str(plan_file))
+    assert plan.returncode == code, plan.stdout + plan.stderr
+    project.emulator.clear_requests()
+    run = project.sync("run", *sel, "--output", str(run_file))
+    assert run.returncode == code, run.stdout + run.stderr
+    planned, done = json.loads(plan_file.read_text()), json.loads(run_file.read_text())
+    outcome = {s["model"]: (s["status"], s["counts"]) for s in done["syncs"]}
+    assert {s["model"]: (s["status"], s["counts"]) for s in planned["syncs"]} == outcome
+    return planned, done
+
+
+def _plan_rows(planned: dict, model: str) -> list[dict]:
+    return next(s["rows"] for s in planned["syncs"] if s["model"] == model)
+
+
 def _posts(emu, path: str) -> list[int]:
     """Positions in the request log of the POSTs to `path`."""
     return [i for i, r in enumerate(emu.requests()) if r["method"] == "POST" and r["path"] == path]
@@ -111,10 +130,13 @@ models:
 
 
 @pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
-def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, leads):
+def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, tmp_path, leads):
     """Ada leaves stripe_customers (delete: delete) and appears in a second customers model, matched by
     email: her customer moves to it — updated, never deleted — whichever model is synced first. (Deleting
-    it last left the new model's ledger pointing at a deleted customer, exit 0.)"""
+    it last left the new model's ledger pointing at a deleted customer, exit 0.) `plan` predicts it:
+    the same counts, the old row retired (`rekey`, "moved: ..."), no delete. The customer carries the
+    new row's tag afterwards (with the update, or, when the new model was synced first, rewritten
+    once the deletes are done: one more POST)."""
     dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
     dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
     dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
@@ -134,12 +156,17 @@ def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, lea
     )
     dbt_project.build()
     emu = dbt_project.emulator
-    emu.clear_requests()
-    proc = dbt_project.sync("run", *sel)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    planned, _ = _plan_and_run(dbt_project, tmp_path, *sel)
+    (moved,) = _plan_rows(planned, "stripe_customers")
+    assert (moved["key"], moved["action"]) == ("1", "rekey") and moved["reason"].startswith("moved: ")
+    (taken,) = _plan_rows(planned, leads)
+    assert (taken["key"], taken["action"], taken["stripe_id"]) == ("L1", "update", ada)
     writes = [(r["method"], r["path"]) for r in emu.requests() if r["method"] != "GET"]
-    assert writes == [("POST", f"/v1/customers/{ada}")]  # updated by her new row; nothing deleted
-    assert {c["id"]: c["name"] for c in emu.objects("customer")}[ada] == "Ada, Countess"
+    retag = [("POST", f"/v1/customers/{ada}")] if leads == "stripe_accounts" else []
+    assert writes == [("POST", f"/v1/customers/{ada}"), *retag]  # updated by her new row; nothing deleted
+    customer = next(c for c in emu.objects("customer") if c["id"] == ada)
+    assert customer["name"] == "Ada, Countess"
+    assert customer["metadata"]["dbt_stripe_sync"] == f"{leads}:L1"  # found under its new owner
     assert dbt_project.ledger(leads)["L1"]["stripe_id"] == ada
     old = dbt_project.ledger("stripe_customers")["1"]
     assert old["status"] == "deleted" and "moved" in old["last_error"]  # retired, like a re-key
@@ -148,10 +175,10 @@ def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, lea
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
 
 
-def test_no_subscription_is_created_for_a_customer_the_same_run_deletes(dbt_project):
+def test_no_subscription_is_created_for_a_customer_the_same_run_deletes(dbt_project, tmp_path):
     """Ada leaves the customers model while a new subscription row for her appears: as one sync after
     another would, the subscription is rejected (no customer has her email once she is deleted), not
-    created and then cancelled by her customer's delete."""
+    created and then cancelled by her customer's delete. `plan` predicts exactly that."""
     syncs = ("stripe_customers", "stripe_products", "stripe_prices", "stripe_subscriptions")
     dbt_project.build()
     emu = dbt_project.emulator
@@ -166,10 +193,9 @@ def test_no_subscription_is_created_for_a_customer_the_same_run_deletes(dbt_proj
     rest = [r for r in subs if r["subscription_key"] != "s1"]
     dbt_project.write_seed("raw_subscriptions", [*rest, {**s1, "subscription_key": "s9"}])
     dbt_project.build()
-    emu.clear_requests()
-
-    proc = dbt_project.sync("run", "-s", *syncs)
-    assert proc.returncode == 1, proc.stdout + proc.stderr  # s9 is rejected
+    planned, _ = _plan_and_run(dbt_project, tmp_path, "-s", *syncs, code=1)  # s9 is rejected
+    s9_planned = next(r for r in _plan_rows(planned, "stripe_subscriptions") if r["key"] == "s9")
+    assert s9_planned["action"] == "reject" and "ada@example.com" in s9_planned["reason"]
     writes = [(r["method"], r["path"]) for r in emu.requests() if r["method"] != "GET"]
     assert writes == [("DELETE", f"/v1/subscriptions/{sub_id}"), ("DELETE", f"/v1/customers/{cus_id}")]
     s9 = dbt_project.ledger("stripe_subscriptions")["s9"]
@@ -249,3 +275,114 @@ def test_prices_naming_chosen_product_ids_in_a_plain_column_wait_for_the_product
     planned = {s["model"]: s["counts"] for s in json.loads(plan_file.read_text())["syncs"]}
     done = {s["model"]: s["counts"] for s in json.loads(report_file.read_text())["syncs"]}
     assert done == planned and done["stripe_prices"]["created"] == N
+
+
+def test_a_price_naming_by_plain_id_a_product_the_run_deletes_is_rejected(dbt_project, tmp_path):
+    """Finding 2c: a price whose `product` is a plain column names a product that leaves the products
+    model in the same run. One sync after another, the product is deleted first and the price refused;
+    so in waves the price is rejected (retried every run), never created — and the product is deleted,
+    not archived because of a price nobody asked for. `plan` predicts it."""
+    row = {"description": "d", "tier": "t"}
+    dbt_project.write_seed(
+        "raw_products",
+        [
+            {"product_key": k, "product_id": f"prod_dss_{k}", "name": k.title(), **row}
+            for k in ("gold", "silver")
+        ],
+    )
+    price = {"unit_amount": "100", "currency": "usd", "billing_interval": "month", "nickname": "m"}
+    dbt_project.write_seed("raw_prices", [{"price_key": "s_m", "product_key": "silver", **price}])
+    dbt_project.write_file(
+        "models/billing/stripe_prices.sql",
+        "select price_key, 'prod_dss_' || product_key as product_id, unit_amount, currency,\n"
+        "  billing_interval, nickname\nfrom {{ ref('raw_prices') }}\n",
+    )
+    dbt_project.edit_schema_yml(
+        "          references:\n            product: {sync: stripe_products, column: product_key}\n",
+        "            product: product_id\n",
+        file="models/billing.yml",
+    )
+    dbt_project.build()
+    sel = ("-s", "stripe_products", "stripe_prices")
+    assert dbt_project.sync("run", *sel).returncode == 0
+    # gold leaves the products model while a price for it appears
+    dbt_project.write_seed(
+        "raw_products", [r for r in dbt_project.read_seed("raw_products") if r["product_key"] != "gold"]
+    )
+    dbt_project.write_seed(
+        "raw_prices",
+        [
+            {"price_key": "s_m", "product_key": "silver", **price},
+            {"price_key": "g_m", "product_key": "gold", **price},
+        ],
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    planned, _ = _plan_and_run(dbt_project, tmp_path, *sel, code=1)  # g_m is rejected
+    (g_m,) = _plan_rows(planned, "stripe_prices")
+    assert g_m["action"] == "reject" and "prod_dss_gold is deleted by this run" in g_m["reason"]
+    writes = [(r["method"], r["path"], r["status"]) for r in emu.requests() if r["method"] != "GET"]
+    assert writes == [("DELETE", "/v1/products/prod_dss_gold", 200)]
+    assert "prod_dss_gold" not in {p["id"] for p in emu.objects("product")}
+    assert [p["product"] for p in emu.objects("price")] == ["prod_dss_silver"]
+    entry = dbt_project.ledger("stripe_prices")["g_m"]
+    assert entry["status"] == "rejected" and "stripe_products row gold" in entry["last_error"]
+    assert dbt_project.ledger("stripe_products")["gold"]["status"] == "deleted"
+
+
+_PRODUCTS_B_YML = """
+version: 2
+models:
+  - name: {name}
+    config:
+      meta:
+        stripe_sync:
+          object: product
+          mode: upsert
+          primary_key: product_key
+          match: {{field: id, column: product_id}}
+          fields: {{name: name}}
+          delete: delete
+"""
+
+
+@pytest.mark.parametrize("taker", ["stripe_products_b", "stripe_catalog"])  # synced after / before
+def test_a_product_with_prices_moving_to_another_model_is_not_archived(dbt_project, tmp_path, taker):
+    """A product with a price cannot be deleted, so the model it leaves would archive it (`active:
+    false`); when another model takes it over, that archive is dropped like a delete: the product
+    stays active, updated by its new row and tagged with it. `plan` predicts it."""
+    dbt_project.write_seed("raw_products_b", [{"product_key": "x", "product_id": "prod_dss_x", "name": "X"}])
+    dbt_project.write_file(f"models/{taker}.sql", "select * from {{ ref('raw_products_b') }}\n")
+    dbt_project.write_file("models/products_b.yml", _PRODUCTS_B_YML.format(name=taker))
+    dbt_project.build()
+    assert dbt_project.sync("run", "-s", "stripe_products", "stripe_prices", taker).returncode == 0
+    assert any(p["product"] == "prod_dss_basic" for p in emu_prices(dbt_project))  # so it would be archived
+
+    products = dbt_project.read_seed("raw_products")
+    dbt_project.write_seed("raw_products", [r for r in products if r["product_key"] != "basic"])
+    dbt_project.write_seed(
+        "raw_products_b",
+        [
+            {"product_key": "x", "product_id": "prod_dss_x", "name": "X"},
+            {"product_key": "basic", "product_id": "prod_dss_basic", "name": "Basic plan, moved"},
+        ],
+    )
+    dbt_project.build()
+    emu = dbt_project.emulator
+    sel = ("-s", "stripe_products", taker)
+    planned, _ = _plan_and_run(dbt_project, tmp_path, *sel)
+    (moved,) = _plan_rows(planned, "stripe_products")
+    assert (moved["key"], moved["action"]) == ("basic", "rekey")
+    writes = [(r["method"], r["path"]) for r in emu.requests() if r["method"] != "GET"]
+    retag = [("POST", "/v1/products/prod_dss_basic")] if taker == "stripe_catalog" else []
+    assert writes == [("POST", "/v1/products/prod_dss_basic"), *retag]  # no delete, no archive
+    assert all(r["params"].get("active") in (None, True, "true") for r in emu.requests())
+    basic = next(p for p in emu.objects("product") if p["id"] == "prod_dss_basic")
+    assert basic["active"] is True and basic["name"] == "Basic plan, moved"
+    assert basic["metadata"]["dbt_stripe_sync"] == f"{taker}:basic"
+    assert dbt_project.ledger(taker)["basic"]["stripe_id"] == "prod_dss_basic"
+    assert dbt_project.ledger("stripe_products")["basic"]["status"] == "deleted"  # retired: moved
+
+
+def emu_prices(project) -> list[dict]:
+    return project.emulator.objects("price")

@@ -1,0 +1,80 @@
+"""`plan` applies the run's rules for objects the run deletes (doomed.py), in the run's order, so the
+plan predicts the run: a later sync's reference to a doomed object is unresolved, a row binding to
+one takes it over (the earlier plan's delete becomes the retirement of its row, `moved: ...`).
+
+`plan` keeps only a digest per sync (plan_digest.py), which cannot take a row back. So a sync's
+deletes (few) are held here, registered as the run registers them, and added to its digest once every
+sync is planned: each as planned, or as the retirement a later takeover turned it into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dbt_stripe_sync.config.model import SyncConfig
+from dbt_stripe_sync.doomed import Checkpoint, Doomed, cancel_in
+from dbt_stripe_sync.plan import Change
+from dbt_stripe_sync.plan_digest import PlanDigest
+from dbt_stripe_sync.plan_stream import DELETED
+from dbt_stripe_sync.waves import sync_waves
+
+
+def run_order(configs: Sequence[SyncConfig]) -> list[SyncConfig]:
+    """The order `run` plans the syncs in: wave by wave (waves.py), each wave in its order."""
+    return [c for wave in sync_waves(configs) for c in wave]
+
+
+class PlannedDeletes:
+    """The plan's Doomed registry and the deletes held back from each sync's digest."""
+
+    def __init__(self, configs: Sequence[SyncConfig]) -> None:
+        self.doomed = Doomed.for_syncs(configs)
+        self._held: dict[str, list[Change]] = {}  # sync name -> its deletes (cancel_in drops them)
+        self._retired: dict[str, list[Change]] = {}  # sync name -> retirements of dropped deletes
+        self._digests: list[PlanDigest] = []
+        self._before: tuple[Checkpoint, dict[str, list[Change]], dict[str, list[Change]]] | None = None
+
+    def sieve(self, config: SyncConfig) -> Callable[[list[Change]], list[Change]]:
+        """What happens to each planned chunk of `config` before its digest keeps it: as `run`
+        treats it (doomed objects unresolved or taken over), its deletes held back."""
+        held = self._held.setdefault(config.name, [])
+        self._retired.setdefault(config.name, [])
+        # undone if the sync turns out blocked (`planned`); deletes and retirements are few
+        self._before = (
+            self.doomed.checkpoint(),
+            {n: list(h) for n, h in self._held.items()},
+            {n: list(r) for n, r in self._retired.items()},
+        )
+
+        def sieve(changes: list[Change]) -> list[Change]:
+            changes = self.doomed.hand_over(config, self.doomed.unresolve_plain(config, changes))
+            held.extend(c for c in changes if c.action == "delete")
+            return [c for c in changes if c.action != "delete"]
+
+        return sieve
+
+    def planned(self, config: SyncConfig, digest: PlanDigest) -> None:
+        """The sync is planned: its deletes doom their objects for the syncs planned after it. Not when
+        its delete guard blocks it: `run` sends nothing for it, and it takes nothing over."""
+        self._digests.append(digest)
+        if digest.blocked and self._before is not None:  # it takes nothing over either
+            checkpoint, held, retired = self._before
+            self.doomed.rollback(checkpoint)
+            for name, changes in held.items():
+                self._held[name][:] = changes  # the lists the cancels of earlier syncs' deletes hold
+            for name, changes in retired.items():
+                self._retired[name][:] = changes
+            self._before = None
+            return
+        self._before = None
+        self.doomed.commit()
+        held = self._held.setdefault(config.name, [])
+        self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
+
+    def finish(self) -> None:
+        """Every sync planned: each digest gets its deletes, or their retirements."""
+        for digest in self._digests:
+            name = digest.config.name
+            changes = [*self._held.pop(name, []), *self._retired.pop(name, [])]
+            if changes:
+                digest.add(changes, DELETED)
