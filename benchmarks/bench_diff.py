@@ -57,6 +57,7 @@ _TYPES = {"user_id": "INTEGER", "signup_date": "DATE", "is_vip": "BOOLEAN", "ltv
 @dataclass(frozen=True)
 class Measure:
     seconds: float
+    cpu_seconds: float  # the process's CPU time, every thread (DuckDB's included): load-independent
     peak_bytes: int
     rows_fetched: int
     plan: SyncPlan
@@ -204,12 +205,14 @@ def measure(fn: Callable[[], tuple[SyncPlan, int]], repeat: int) -> Measure:
     """Median wall time of `repeat` plain runs, then one more run under tracemalloc for the peak of
     Python memory (tracing slows Python down, so it is kept out of the timings)."""
     times: list[float] = []
+    cpu: list[float] = []
     plan: SyncPlan | None = None
     fetched = 0
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         plan, fetched = fn()
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     tracemalloc.start()
     try:
         fn()
@@ -217,7 +220,7 @@ def measure(fn: Callable[[], tuple[SyncPlan, int]], repeat: int) -> Measure:
     finally:
         tracemalloc.stop()
     assert plan is not None
-    return Measure(statistics.median(times), peak, fetched, plan)
+    return Measure(statistics.median(times), statistics.median(cpu), peak, fetched, plan)
 
 
 def planned(plan: SyncPlan) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -236,6 +239,7 @@ def report(rows: int, changed: int, ours: Measure, base: Measure) -> str:
             f"plan for {rows:,} model rows, {changed:,} changed ({changed / rows:.1%}) — DuckDB, {MODEL}",
             f"{'':<22}{'in-warehouse':>16}{'baseline':>16}   baseline / in-warehouse",
             line("time (median)", ours.seconds, base.seconds, lambda v: f"{v:.3f} s"),
+            line("CPU time (median)", ours.cpu_seconds, base.cpu_seconds, lambda v: f"{v:.3f} s"),
             line("peak Python memory", ours.peak_bytes, base.peak_bytes, lambda v: f"{v / mib:.1f} MiB"),
             line("rows fetched", ours.rows_fetched, base.rows_fetched, lambda v: f"{int(v):,}"),
             line("changes planned", len(ours.plan.changes), len(base.plan.changes), lambda v: f"{int(v):,}"),

@@ -593,6 +593,18 @@ def memory_and_diff(sizes: Sizes, tmp: Path) -> list[Row]:
                 _ratio(base, ours),
             )
         )
+        cpu = re.search(r"CPU time \(median\)\s+([\d.]+) s\s+([\d.]+) s", out)
+        assert cpu, out
+        ours_cpu, base_cpu = float(cpu.group(1)), float(cpu.group(2))
+        rows.append(  # CPU time, every thread: what the diff costs whatever else the machine runs
+            Row(
+                f"plan CPU time, {n} rows 1% changed (s)",
+                f"{ours_cpu:.2f}",
+                ">= 10x at 1M",
+                f"{base_cpu:.2f} Python-side diff",
+                _ratio(base_cpu, ours_cpu),
+            )
+        )
         kept_env = {**_env(kept / "project"), "STRIPE_API_KEY": "sk_test_bench"}
         with Emulator() as emu:
             changed = _plan_rss(kept / "project", {**kept_env, "STRIPE_API_BASE": emu.url})

@@ -32,7 +32,14 @@ def test_benchmark_suite_runs_at_smoke_size(warehouse):
         for cells in (re.split(r"\s{2,}", line) for line in proc.stdout.splitlines())
         if len(cells) > 1
     }
-    for figure in ("row checks", "writes per changed row", "creates/s, test mode", "plan RSS, first sync"):
+    figures = (
+        "row checks",
+        "writes per changed row",
+        "creates/s, test mode",
+        "plan RSS, first sync",
+        "plan CPU time",
+    )
+    for figure in figures:
         assert any(k.startswith(figure) for k in values), (figure, proc.stdout)
     assert values["writes per changed row"] == "1.00"
     assert values["requests on a no-op run"] == "0"
