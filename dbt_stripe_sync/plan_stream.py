@@ -28,6 +28,7 @@ from dbt_stripe_sync import diff as D
 from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
+from dbt_stripe_sync.chunk_mapping import map_chunk
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, DiffStream, stream_diff
 from dbt_stripe_sync.doomed import Doomed
@@ -60,7 +61,7 @@ def stream_plan(
     totals = StreamTotals()
     with ExitStack() as frozen:  # from the second chunk on: dbt's objects are not re-scanned (gc_pause.py)
         parts = planned_parts(
-            prep, config, gw, store, ledger_relation, progress, totals, upcoming, frozen=frozen
+            prep, config, gw, store, ledger_relation, progress, totals, upcoming, frozen=frozen, defer=True
         )
         for changes, part in parts:
             digest.add(changes, part)
@@ -98,11 +99,13 @@ def planned_parts(
     doomed: Doomed | None = None,
     spool: bool = False,
     frozen: ExitStack | None = None,
+    defer: bool = False,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
     `totals` is complete once the generator is exhausted. `spool`: read the diff to a temporary file
     first (`run`, which writes the ledger while it plans: see `spooled`). `frozen`: a plan of more than
-    one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits."""
+    one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits.
+    `defer`: creates come as planner.DeferredCreate (`plan`'s digest builds only those it keeps)."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -141,9 +144,10 @@ def planned_parts(
             rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings
+        mapped = map_chunk(config, rows) or [None] * len(rows)  # None: map_row maps each row
         return [
-            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming)
-            for row in rows
+            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming, defer, m)
+            for row, m in zip(rows, mapped, strict=True)
         ]
 
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order
