@@ -318,10 +318,9 @@ def _plan_row(
             add_references(config, row, lookups.by_email, upcoming, flat, problems)
     match_value = _match_value(config, row)
     by_email = config.match is not None and config.match.field == "email"
-    sent = {"email": match_value, **flat} if by_email else flat  # the match email is sent too
     bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED
     if not clean:
-        problems += row_problems(config.object, sent, creating=not bound)
+        problems += row_problems(config.object, _sent(by_email, match_value, flat), creating=not bound)
 
     def settle(action: str, reason: str, stripe_id: str | None = None) -> Change:
         """A change that only touches the ledger: reject, skip or noop."""
@@ -329,7 +328,8 @@ def _plan_row(
             key=row.key,
             action=action,
             stripe_id=stripe_id,
-            full=sent,  # the ledger keeps the match email: `by: email` look-ups read it there
+            full=_sent(by_email, match_value, flat),  # the ledger keeps the match email: `by: email`
+            # look-ups read it there
             row_hash=row.row_hash,
             reason=reason,
             ledger=entry,
@@ -452,13 +452,22 @@ def _plan_row(
         action=action,
         stripe_id=known_id,
         params=params,
-        full=sent,  # with the match email, as a create keeps it: later `by: email` look-ups find it
+        full=_sent(by_email, match_value, flat),  # with the match email, as a create keeps it: later
+        # `by: email` look-ups find it
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
         idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),
         reason=note,
         ledger=entry,
     )
+
+
+def _sent(by_email: bool, match_value: str | None, flat: dict[str, Any]) -> dict[str, Any]:
+    """What a row sends: its payload and, matched on email, the match email first (checked by
+    row_problems, kept by the ledger). Made only when needed: a create outside `plan`'s sample never
+    needs it. `_plan_row` adds the match email to `flat` itself (as "email", when missing) before
+    settling a row, which leaves this dict as it was before: "email" first, with the same value."""
+    return {"email": match_value, **flat} if by_email else flat
 
 
 def _create(
