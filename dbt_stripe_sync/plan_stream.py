@@ -13,6 +13,10 @@ so the warehouse streams the diff unsorted (sorting a million wide rows is what 
   absences are forgotten once the sync is planned (as `gather` does for a whole diff);
 - `bind`'s per-sync questions (is the ledger empty, the scan for tagged objects), asked once.
 The delete guard needs only counts: deletes planned, rows in the model, live objects.
+
+Per chunk, the rows' fields are mapped column by column (chunk_mapping.py: the same payloads and
+problems as map_row + row_problems), and `plan` takes its creates as DeferredCreates, built only when
+the digest keeps them (planner.py).
 """
 
 from __future__ import annotations
