@@ -88,11 +88,11 @@ class PlanDigest:
     def add(self, changes: Iterable[Change | DeferredCreate], part: int | None = None) -> None:
         """More changes of the plan: of one `part` (plan_stream's PRESENT, DELETED, RETIRED), in any
         order, or, without `part`, the next changes in the order the plan has them. A DeferredCreate
-        is built only when kept (the sample, `keep.rows`, `keep.creates`)."""
+        is built only when kept (the sample, `keep.rows`)."""
         run: list[tuple[_SortKey, dict[str, Any]]] = []
         keep, counts, sample = self.keep, self._counts, self._sample
         limit = keep.sample
-        build_all = keep.rows or keep.creates
+        build_all = keep.rows
         seq = self._seq
         for change in changes:
             if build_all and type(change) is DeferredCreate:
@@ -119,7 +119,7 @@ class PlanDigest:
                 self._created.append(
                     (change.account, key, f"(after {self.config.model} row {key} is created)")
                 )
-                email = change.params.get("email")
+                email = _params_of(change).get("email")
                 if email and self.config.object == "customer":
                     at = (change.account, str(email))
                     first = self._emails.get(at)  # the row first in key order names it
@@ -224,6 +224,11 @@ class PlanDigest:
         for line in fh:
             part, seq, row = json.loads(line)
             yield (natural_key(row["key"]), part, row["key"], seq), row
+
+
+def _params_of(change: Change | DeferredCreate) -> dict[str, Any]:
+    """A create's params (a deferred one's without the tag, which never names an email)."""
+    return change.payload if type(change) is DeferredCreate else change.params  # type: ignore[union-attr]
 
 
 def _built(change: Change | DeferredCreate) -> Change:

@@ -549,6 +549,11 @@ class DeferredCreate:
         self.account: str | None = None
         self._args = (config, row.row_hash, flat, params, attempt, note)
 
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The params the create sends, but for the tool's tag (added by `build`); not to be changed."""
+        return self._args[3]
+
     def build(self) -> Change:
         config, row_hash, flat, params, attempt, note = self._args
         return _built_create(config, self.key, row_hash, flat, dict(params), attempt, self.ledger, note)
