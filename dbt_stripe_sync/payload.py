@@ -242,7 +242,9 @@ def _copier(value: Any) -> Callable[[Any], Any] | None:
     if type(value) is list or type(value) is dict:
         items = value.values() if type(value) is dict else value
         nested = any(type(v) is list or type(v) is dict for v in items)
-        return copy.deepcopy if nested else copy.copy
+        if nested:
+            return copy.deepcopy
+        return list.copy if type(value) is list else dict.copy  # copy.copy's result, without its dispatch
     return None
 
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.plan import COUNTED, Change, SyncPlan
 from dbt_stripe_sync.plan_view import leaf_changes, natural_key
+from dbt_stripe_sync.planner import DeferredCreate
 
 # The order `plan` shows rows in: natural key order; a tie (`01` and `1`) keeps build_plan's order
 # (its part: rows in the model, deleted rows, retirements; then the key's text), or, for a plan built
@@ -84,14 +85,18 @@ class PlanDigest:
         digest.lookup_calls = plan.lookup_calls
         return digest
 
-    def add(self, changes: Iterable[Change], part: int | None = None) -> None:
+    def add(self, changes: Iterable[Change | DeferredCreate], part: int | None = None) -> None:
         """More changes of the plan: of one `part` (plan_stream's PRESENT, DELETED, RETIRED), in any
-        order, or, without `part`, the next changes in the order the plan has them."""
+        order, or, without `part`, the next changes in the order the plan has them. A DeferredCreate
+        is built only when kept (the sample, `keep.rows`)."""
         run: list[tuple[_SortKey, dict[str, Any]]] = []
         keep, counts, sample = self.keep, self._counts, self._sample
         limit = keep.sample
+        build_all = keep.rows
         seq = self._seq
         for change in changes:
+            if build_all and type(change) is DeferredCreate:
+                change = change.build()
             action = change.action
             counts[action] += 1
             key = change.key
@@ -103,9 +108,9 @@ class PlanDigest:
                     kept = sample[action] = []
                 # a max-heap of the `sample` first rows (negated order: heapq keeps the smallest on top)
                 if len(kept) < limit:
-                    heapq.heappush(kept, (_Desc(order), change))  # type: ignore[arg-type]
+                    heapq.heappush(kept, (_Desc(order), _built(change)))  # type: ignore[arg-type]
                 elif order < kept[0][0].order:  # type: ignore[attr-defined]
-                    heapq.heapreplace(kept, (_Desc(order), change))  # type: ignore[arg-type]
+                    heapq.heapreplace(kept, (_Desc(order), _built(change)))  # type: ignore[arg-type]
             if change.ledger is not None and change.ledger.status == "rejected":
                 self._was_rejected.add(key)
             if action == "reject" and keep.rejects:
@@ -114,7 +119,7 @@ class PlanDigest:
                 self._created.append(
                     (change.account, key, f"(after {self.config.model} row {key} is created)")
                 )
-                email = change.params.get("email")
+                email = _params_of(change).get("email")
                 if email and self.config.object == "customer":
                     at = (change.account, str(email))
                     first = self._emails.get(at)  # the row first in key order names it
@@ -219,6 +224,15 @@ class PlanDigest:
         for line in fh:
             part, seq, row = json.loads(line)
             yield (natural_key(row["key"]), part, row["key"], seq), row
+
+
+def _params_of(change: Change | DeferredCreate) -> dict[str, Any]:
+    """A create's params (a deferred one's without the tag, which never names an email)."""
+    return change.payload if type(change) is DeferredCreate else change.params  # type: ignore[union-attr]
+
+
+def _built(change: Change | DeferredCreate) -> Change:
+    return change.build() if type(change) is DeferredCreate else change  # type: ignore[union-attr,return-value]
 
 
 class _Desc:

@@ -13,6 +13,10 @@ so the warehouse streams the diff unsorted (sorting a million wide rows is what 
   absences are forgotten once the sync is planned (as `gather` does for a whole diff);
 - `bind`'s per-sync questions (is the ledger empty, the scan for tagged objects), asked once.
 The delete guard needs only counts: deletes planned, rows in the model, live objects.
+
+Per chunk, the rows' fields are mapped column by column (chunk_mapping.py: the same payloads and
+problems as map_row + row_problems), and `plan` takes its creates as DeferredCreates, built only when
+the digest keeps them (planner.py).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from dbt_stripe_sync import diff as D
 from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
+from dbt_stripe_sync.chunk_mapping import map_chunk
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, DiffStream, stream_diff
 from dbt_stripe_sync.doomed import Doomed
@@ -63,7 +68,17 @@ def stream_plan(
     totals = StreamTotals()
     with ExitStack() as frozen:  # from the second chunk on: dbt's objects are not re-scanned (gc_pause.py)
         parts = planned_parts(
-            prep, config, gw, store, ledger_relation, progress, totals, upcoming, doomed=doomed, frozen=frozen
+            prep,
+            config,
+            gw,
+            store,
+            ledger_relation,
+            progress,
+            totals,
+            upcoming,
+            doomed=doomed,
+            frozen=frozen,
+            defer=True,
         )
         for changes, part in parts:
             digest.add(sieve(changes) if sieve else changes, part)
@@ -101,11 +116,13 @@ def planned_parts(
     doomed: Doomed | None = None,
     spool: bool = False,
     frozen: ExitStack | None = None,
+    defer: bool = False,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
     `totals` is complete once the generator is exhausted. `spool`: read the diff to a temporary file
     first (`run`, which writes the ledger while it plans: see `spooled`). `frozen`: a plan of more than
-    one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits."""
+    one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits.
+    `defer`: creates come as planner.DeferredCreate (`plan`'s digest builds only those it keeps)."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -145,9 +162,10 @@ def planned_parts(
             rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings
+        mapped = map_chunk(config, rows) or [None] * len(rows)  # None: map_row maps each row
         return [
-            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming)
-            for row in rows
+            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming, defer, m)
+            for row, m in zip(rows, mapped, strict=True)
         ]
 
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order

@@ -75,6 +75,20 @@ def map_row(
                 flat[path] = convert(value)
             except CoercionError as exc:
                 problems.append(f"column `{column}` -> {path}: {exc}")
+    if config.references:
+        add_references(config, row, email_ids, upcoming, flat, problems)
+    return flat, problems
+
+
+def add_references(
+    config: SyncConfig,
+    row: DiffRow,
+    email_ids: Mapping[str, list[dict]],
+    upcoming: Upcoming | None,
+    flat: dict[str, Any],
+    problems: list[str],
+) -> None:
+    """map_row's second half: the Stripe IDs of the row's references, into `flat` (or `problems`)."""
     for ref in config.references:
         value = row.values.get(ref.column)
         if value is None:
@@ -103,8 +117,11 @@ def map_row(
                 continue
             stripe_id = found[0]["id"]
         flat[ref.target] = stripe_id
-    return flat, problems
 
+
+# A row's fields mapped with its chunk (chunk_mapping.py): (flat payload of the fields, coercion
+# problems, True when row_problems is known to find nothing in the row's payload)
+MappedFields = tuple[dict[str, Any], list[str], bool]
 
 _FIELDS: dict[int, tuple[SyncConfig, list[tuple[str, str, Callable[[Any], Any]]]]] = {}
 
@@ -281,17 +298,29 @@ def _plan_row(
     rekeyed: dict[str, tuple[str, str]],
     full_refresh: str | None = None,
     upcoming: Upcoming | None = None,
-) -> Change:
+    defer: bool = False,
+    mapped: MappedFields | None = None,
+) -> Change | DeferredCreate:
+    """The change of one row still in the model. `defer` (`plan`, which counts most creates and shows a
+    few): a create is decided here exactly as always, but handed out as a DeferredCreate, built into
+    its Change only when shown or kept. `mapped`: the row's fields mapped already, with a chunk of rows
+    (chunk_mapping.py): map_row's first half, and whether row_problems is known to find nothing."""
     entry = row.ledger
     if entry is not None and entry.status == L.PENDING:
         return _wait(row)  # never re-planned under a new key while its write may have reached Stripe
     attempt = (entry.attempts or 0) if entry else 0
-    flat, problems = map_row(config, row, lookups.by_email, upcoming)
+    if mapped is None:
+        flat, problems = map_row(config, row, lookups.by_email, upcoming)
+        clean = False
+    else:
+        flat, problems, clean = mapped
+        if config.references:
+            add_references(config, row, lookups.by_email, upcoming, flat, problems)
     match_value = _match_value(config, row)
     by_email = config.match is not None and config.match.field == "email"
-    sent = {"email": match_value, **flat} if by_email else flat  # the match email is sent too
     bound = entry is not None and bool(entry.stripe_id) and entry.status != L.DELETED
-    problems += row_problems(config.object, sent, creating=not bound)
+    if not clean:
+        problems += row_problems(config.object, _sent(by_email, match_value, flat), creating=not bound)
 
     def settle(action: str, reason: str, stripe_id: str | None = None) -> Change:
         """A change that only touches the ledger: reject, skip or noop."""
@@ -299,7 +328,8 @@ def _plan_row(
             key=row.key,
             action=action,
             stripe_id=stripe_id,
-            full=sent,  # the ledger keeps the match email: `by: email` look-ups read it there
+            full=_sent(by_email, match_value, flat),  # the ledger keeps the match email: `by: email`
+            # look-ups read it there
             row_hash=row.row_hash,
             reason=reason,
             ledger=entry,
@@ -369,7 +399,7 @@ def _plan_row(
             return settle("skip", "insert mode never updates", entry.stripe_id)
         if known_id:
             return settle("skip", f"already in Stripe as {known_id}; insert mode never updates", known_id)
-        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id)
+        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id, defer)
 
     if known_id is None:
         if config.mode == "update":
@@ -377,7 +407,7 @@ def _plan_row(
                 f"{config.match.field} {match_value!r}" if config.match and match_value else "a match value"
             )
             return reject(f"update mode: no Stripe {config.object} found for {what}")
-        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id)
+        return _create(config, adapter, row, flat, attempt, entry, note, chosen_id, defer)
 
     # An update of a known object: send only what changed since Stripe last accepted this row.
     same_object = entry is not None and entry.stripe_id == known_id and entry.status != L.DELETED
@@ -422,13 +452,22 @@ def _plan_row(
         action=action,
         stripe_id=known_id,
         params=params,
-        full=sent,  # with the match email, as a create keeps it: later `by: email` look-ups find it
+        full=_sent(by_email, match_value, flat),  # with the match email, as a create keeps it: later
+        # `by: email` look-ups find it
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
         idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),
         reason=note,
         ledger=entry,
     )
+
+
+def _sent(by_email: bool, match_value: str | None, flat: dict[str, Any]) -> dict[str, Any]:
+    """What a row sends: its payload and, matched on email, the match email first (checked by
+    row_problems, kept by the ledger). Made only when needed: a create outside `plan`'s sample never
+    needs it. `_plan_row` adds the match email to `flat` itself (as "email", when missing) before
+    settling a row, which leaves this dict as it was before: "email" first, with the same value."""
+    return {"email": match_value, **flat} if by_email else flat
 
 
 def _create(
@@ -440,10 +479,11 @@ def _create(
     entry: L.LedgerEntry | None,
     note: str | None,
     chosen_id: str | None = None,
-) -> Change:
-    params = {k: v for k, v in flat.items() if v != CLEAR} if CLEAR in flat.values() else flat.copy()
+    defer: bool = False,
+) -> Change | DeferredCreate:
+    params = {k: v for k, v in flat.items() if v != CLEAR} if CLEAR in flat.values() else flat
     if chosen_id:
-        params["id"] = chosen_id
+        params = {**params, "id": chosen_id}
     missing = adapter.required_problems(params, creating=True, config=config)
     if missing:
         return Change(
@@ -454,14 +494,73 @@ def _create(
             ledger=entry,
             reason="; ".join(missing),
         )
-    params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
+    if defer:
+        return DeferredCreate(config, row, flat, params, attempt, entry, note)
+    if params is flat:  # the Change's params are its own: the tag is added to them
+        params = flat.copy()
+    return _built_create(config, row.key, row.row_hash, flat, params, attempt, entry, note)
+
+
+def _built_create(
+    config: SyncConfig,
+    key: str,
+    row_hash: str | None,
+    flat: dict[str, Any],
+    params: dict[str, Any],
+    attempt: int,
+    entry: L.LedgerEntry | None,
+    note: str | None,
+) -> Change:
+    params[f"metadata.{TAG_KEY}"] = object_tag(config.name, key)
     return Change(
-        key=row.key,
+        key=key,
         action="create",
         params=params,
         full=flat,
-        row_hash=row.row_hash,
-        idempotency_key=idempotency_key(config.name, row.key, "create", row.row_hash, attempt),
+        row_hash=row_hash,
+        idempotency_key=idempotency_key(config.name, key, "create", row_hash, attempt),
         reason=note,
         ledger=entry,
     )
+
+
+class DeferredCreate:
+    """A create decided in full (every check made, a reject already ruled out) whose Change is built
+    only when asked: `plan` counts a million creates and shows five, and building each one (its tag,
+    its sha256 idempotency key, a Change) was a third of planning it. `build()` gives exactly the Change
+    `_create` returns without `defer`."""
+
+    __slots__ = ("_args", "account", "key", "ledger")
+    action = "create"
+    stripe_id = None
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        row: DiffRow,
+        flat: dict[str, Any],
+        params: dict[str, Any],
+        attempt: int,
+        entry: L.LedgerEntry | None,
+        note: str | None,
+    ) -> None:
+        self.key = row.key
+        self.ledger = entry
+        self.account: str | None = None
+        self._args = (config, row.row_hash, flat, params, attempt, note)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The params the create sends, but for the tool's tag (added by `build`); not to be changed."""
+        return self._args[3]
+
+    # what a Change's readers look at before it is built (doomed.py: plain-column IDs in `params`)
+    params = payload
+
+    @property
+    def full(self) -> dict[str, Any]:
+        return self._args[2]
+
+    def build(self) -> Change:
+        config, row_hash, flat, params, attempt, note = self._args
+        return _built_create(config, self.key, row_hash, flat, dict(params), attempt, self.ledger, note)

@@ -16,12 +16,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from dbt_stripe_sync.payload import CLEAR, field_spec
 from dbt_stripe_sync.tagging import TAG_KEY
 
-__all__ = ["ISO_4217", "row_problems"]
+__all__ = ["ISO_4217", "quick_rule", "row_problems", "valid_email", "valid_emails"]
 
 METADATA_MAX_KEYS = 50
 METADATA_KEY_MAX = 40
@@ -188,6 +188,48 @@ def _rule(kept: _Kept, object_name: str, path: str) -> PathRule:
         ):
             kept.email.add(path)
     return rule
+
+
+class QuickRule(NamedTuple):
+    """How `row_problems` passes a value at one path on sight, in its first test of each entry
+    (chunk_mapping.py checks a chunk's columns this way)."""
+
+    # a str of at most `limit` characters with no NUL has no problem when `kind` is "string"; is a
+    # valid address too when "email"; for "metadata", its key also counts towards its map's 50 keys
+    # (a cleared "" does not). None: a str value there needs `row_problems`
+    kind: str | None
+    limit: int
+    item_limit: int  # a list of such strings, each at most this long (0: a list needs `row_problems`)
+
+
+def quick_rule(object_name: str, path: str) -> QuickRule:
+    """The QuickRule of `path`, from the path rules `row_problems` keeps (`_rules_of`)."""
+    kept = _rules_of(object_name)
+    rule = kept.rules.get(path) or _rule(kept, object_name, path)
+    first = f"{path}[0]"
+    item = kept.rules.get(first) or _rule(kept, object_name, first)
+    item_limit = item.quick_length if item.quick_length and item.metadata is None else 0
+    if rule.quick_length and rule.metadata is None:
+        return QuickRule("string", rule.quick_length, item_limit)
+    if rule.quick_length and rule.metadata is not None and rule.metadata[1] != TAG_KEY:
+        return QuickRule("metadata", rule.quick_length, item_limit)
+    if (
+        rule.email
+        and rule.length_limit == EMAIL_MAX
+        and not (rule.descriptor or rule.currency or rule.non_negative or rule.path_problems)
+    ):
+        return QuickRule("email", EMAIL_MAX, item_limit)
+    return QuickRule(None, 0, item_limit)
+
+
+def valid_email(text: str) -> bool:
+    """The address test `row_problems` makes (its shape, not its length)."""
+    return _EMAIL.match(text) is not None
+
+
+def valid_emails(texts: list[str]) -> bool:
+    """valid_email of every text (stops at the first that is not)."""
+    return all(map(_EMAIL.match, texts))
 
 
 def _plain_strings(kept: _Kept, object_name: str, top: str, items: list[Any]) -> bool:

@@ -132,3 +132,35 @@ def test_natural_key_of_digit_only_and_unicode_digit_keys():
     assert natural_key("0042") == ((0, 42, ""),)  # the no-regex path for plain numbers
     keys = ["10", "2", "²", "row10", "row2", "٣"]  # '²' is a digit to str.isdigit, not a number to int
     assert sorted(keys, key=natural_key) == ["2", "٣", "10", "row2", "row10", "²"]
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_deferred_creates_keep_what_built_ones_keep(rows: bool) -> None:
+    """`plan` hands creates to the digest unbuilt (planner.DeferredCreate): the counts, the sample, every
+    row, the rejects and the created keys and emails are those of the built changes."""
+    from dbt_stripe_sync.planner import DeferredCreate, _plan_row
+
+    plan = _plan()
+    live = [_row(k) for k in ("10", "2", "1", "01", "33", "4")] + [_row("9", email="not-an-email")]
+    live += [_row("8", email=None), _row("6", email="u6@x.io", name="")]  # a cleared name: params differ
+    keep = Keep(sample=2, rows=rows, rejects=True, creates=True)
+    digests = []
+    for defer in (False, True):
+        changes = [
+            _plan_row(CONFIG, adapter_for("customer"), Settings(), r, Lookups(), {}, {}, None, None, defer)
+            for r in live
+        ]
+        assert any(isinstance(c, DeferredCreate) for c in changes) is defer
+        digest = PlanDigest(CONFIG, keep)
+        digest.add(changes, 0)
+        digest.add(plan.changes[-3:], 1)  # deletes
+        digest.finish(40, 40, 31, None, ())
+        digests.append(digest)
+    built, deferred = digests
+    assert deferred.counts() == built.counts() and deferred.counts()["create"] == 7
+    assert deferred.sample_rows() == built.sample_rows()
+    assert deferred.rejected_rows() == built.rejected_rows()
+    assert deferred.created() == built.created() and deferred.created_emails() == built.created_emails()
+    assert deferred.created_emails()[(None, "u6@x.io")] == "6"
+    if rows:
+        assert list(deferred.rows()) == list(built.rows())
