@@ -280,7 +280,8 @@ class Applier:
             with self.gw.scope(config.name), self.gw.acting_for(account):
                 tagged = adoption.scan(self.gw, adapter, config.name, since=min(times) if times else None)
                 keys = [c.key for _, c in creating if c.account == account]
-                found.update(adoption.adopt_by_key(adapter.name, tagged, config.name, keys))
+                marker = config.state_marker
+                found.update(adoption.adopt_by_key(adapter.name, tagged, config.name, keys, marker))
         for _, change in creating:
             obj = found.get(change.key)
             if obj is None or obj["id"] == change.stripe_id:

@@ -49,6 +49,7 @@ from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
+from dbt_stripe_sync.tagging import state_marker
 from dbt_stripe_sync.warehouse import Warehouse
 
 
@@ -206,9 +207,10 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                     )
                 )
                 order.remove(name)
-        return Prepared(
-            wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt, inv.full_refresh
-        )
+        state = settings.state_schema_for(wh.target.schema)
+        marker = state_marker(wh.target.adapter_type, wh.target.database, state)
+        chosen = [replace(configs[n], state_marker=marker) for n in order]  # what it creates names its state
+        return Prepared(wh, settings, project, chosen, relations, skipped, unbuilt, inv.full_refresh)
     except BaseException:
         wh.close()
         raise

@@ -134,7 +134,7 @@ def execute_change(adapter: StripeObject, gw: StripeGateway, change: Any, config
     behind our back), and delete translated by the adapter's `delete`.
     """
     from dbt_stripe_sync.payload import nest
-    from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+    from dbt_stripe_sync.tagging import tag_params
 
     if change.action == "create":
         obj = adapter.create(gw, nest(change.params), change.idempotency_key)
@@ -146,7 +146,7 @@ def execute_change(adapter: StripeObject, gw: StripeGateway, change: Any, config
             if exc.status != 404 or config.mode != "upsert":
                 raise
             params = {k: v for k, v in change.full.items() if v != ""}
-            params[f"metadata.{TAG_KEY}"] = object_tag(config.name, change.key)
+            params = tag_params(params, config.name, change.key, config.state_marker)
             obj = adapter.create(gw, nest(params), change.idempotency_key + "_recreate")
             return WriteResult(
                 obj["id"], "synced", "created", f"{change.stripe_id} was gone from Stripe; re-created"
