@@ -24,6 +24,7 @@ from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.held_deletes import hold_in_plan
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
@@ -315,6 +316,11 @@ def _plan(
             state = store if exists else None
             digest = _plan_one(inv, prep, config, gw, state, ledger_relation, progress, keep, upcoming)
             plans.append(digest)
+            held = hold_in_plan(
+                prep.wh, ledger_relation, config, prep.relations[config.model],
+                [c.name for c in prep.configs], prep.full_refresh, digest.count("delete") if exists else 0,
+            )  # fmt: skip
+            digest.hold("delete", [h.describe(config.model) for h in held])
             # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
         print_plan(out, plans, sample=inv.sample)

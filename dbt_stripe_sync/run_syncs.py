@@ -23,6 +23,7 @@ from dbt_stripe_sync.doomed import Doomed, cancel_in
 from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.held_deletes import hold_in_run
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.plan_report import still_rejected
@@ -94,6 +95,12 @@ def run_syncs(
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
         _hold_back_deletes_of_unfinished_dependents([r for wave_runs in runs for r in wave_runs])
+        for r in (r for wave_runs in runs for r in wave_runs):  # dependents in unselected syncs (F9)
+            r.deletes, held = hold_in_run(
+                prep.wh, store.ledger, r.config, prep.relations[r.config.model],
+                [c.name for c in prep.configs], prep.full_refresh, r.deletes,
+            )  # fmt: skip
+            r.summary.message = "; ".join(filter(None, [r.summary.message, held]))
         # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
         # its customer is deleted, which would cancel it at once without one.
         for wave_runs in reversed(runs):
