@@ -100,7 +100,8 @@ def run_syncs(
                 prep.wh, store.ledger, r.config, prep.relations[r.config.model],
                 [c.name for c in prep.configs], prep.full_refresh, r.deletes,
             )  # fmt: skip
-            r.summary.message = "; ".join(filter(None, [r.summary.message, held]))
+            if held:
+                r.summary.message = "; ".join(filter(None, [r.summary.message, held]))
         # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
         # its customer is deleted, which would cancel it at once without one.
         for wave_runs in reversed(runs):
