@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dbt_stripe_sync.applier import ADOPTED, PENDING, REJECTED, Applier, SyncResult
+from dbt_stripe_sync.applier import (
+    ADOPTED,
+    ARCHIVED,
+    DELETED,
+    PENDING,
+    REJECTED,
+    SKIPPED,
+    Applier,
+    SyncResult,
+)
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError
@@ -273,8 +282,9 @@ def _plan_and_queue(
             result,
             gone=lambda: store.pending_keys_not_in(config.name, relation, config.primary_key),
         )
-        # rows a recovered write finished are not in the diff, so not "unchanged" either
-        recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
+        # rows a recovered write finished are not in the diff, so not "unchanged" either; a recovered
+        # delete (deleted, archived, left) is of a row that left the model: it was never counted there
+        recovered = sum(n for bucket, n in result.counts.items() if bucket not in _NOT_IN_UNCHANGED)
         crashpoint("after_recover")
         totals = StreamTotals()
         parts = stream_parts(config, store, run_id, totals, doomed) if stream_parts is not None else None
@@ -444,6 +454,7 @@ def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) ->
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
 
 
+_NOT_IN_UNCHANGED = frozenset({PENDING, DELETED, ARCHIVED, SKIPPED})
 BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run
 
 

@@ -28,6 +28,8 @@ class StripeObject:
     create_only: frozenset[str] = frozenset()
     # Shown in `plan` for a row that left the model (delete: delete).
     delete_description: str = "delete"
+    # a delete is always an archive under Stripe's rules (a price): `plan` counts it as archived
+    always_archives: bool = False
     # The model may choose the object's ID at creation (a product's `id`): see existing_ids.
     chosen_id: bool = False
 
