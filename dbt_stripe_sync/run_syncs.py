@@ -33,6 +33,7 @@ from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.held_deletes import hold_in_run
+from dbt_stripe_sync.invoice_now import cancels_invoice_now
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.plan_report import still_rejected
@@ -205,6 +206,12 @@ def _run_wave(
                         _failed(r, exc)
     for run in runs:  # before later waves plan: they may reference what these writes create
         _finish_burnt_keys(run, gw, applier)
+    # a cancel that invoices now goes at its own sync's turn, as one sync at a time: the final invoice
+    # must not sweep in pending items a later wave creates (invoice_now.py)
+    early = [r for r in runs if r.deletes and cancels_invoice_now(r.config)]
+    _send_deletes(early, gw, applier, progress)
+    for run in early:
+        run.deletes = []
     return runs, summaries
 
 
