@@ -9,7 +9,8 @@ object (its model removed or re-pointed the row, and that sync ran), or once bot
 together. `plan` shows the same hold as a warning, so it predicts the run.
 
 The dependents are found in SQL, from the ledger in the state schema: live rows of unselected syncs
-whose last payload names the object's Stripe ID (`"cus_…"` inside payload_json).
+whose last payload names the object's Stripe ID in its `customer` (or `invoice`) field — the field
+every subscription, invoice, invoice item and quote (invoice item) names it by.
 """
 
 from __future__ import annotations
@@ -70,19 +71,29 @@ def held_deletes(
     p = wh.placeholder
     key = wh.quote(config.primary_key)
     names = sorted(set(selected) | {config.name})
+    ref = _json_text(wh, "o.payload_json", config.object)  # the field other objects name it by
     sql = (
         f"select d.source_key, d.stripe_id, o.sync_name, o.source_key from {ledger_relation} d "
-        f"join {ledger_relation} o on o.sync_name not in ({', '.join([p] * len(names))}) "
-        f"and o.status in ({', '.join([p] * len(_LIVE))}) and o.payload_json like {p} || d.stripe_id || {p} "
-        f"where d.sync_name = {p} and d.status = {p} and d.stripe_id is not null and d.source_key not in "
-        f"(select cast({key} as varchar(4000)) from {model_relation} where {key} is not null) "
+        f"join {ledger_relation} o on {ref} = d.stripe_id "
+        f"and o.sync_name not in ({', '.join([p] * len(names))}) "
+        f"and o.status in ({', '.join([p] * len(_LIVE))}) "
+        f"where d.sync_name = {p} and d.status = {p} and d.stripe_id is not null and not exists "
+        f"(select 1 from {model_relation} m where cast(m.{key} as varchar(4000)) = d.source_key) "
         "order by d.source_key, o.sync_name, o.source_key"
     )
-    _, rows = wh.query(sql, [*names, *_LIVE, '%"', '"%', config.name, L.SYNCED])
+    _, rows = wh.query(sql, [*names, *_LIVE, config.name, L.SYNCED])
     found: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for source_key, stripe_id, sync_name, dep_key in rows:
         found.setdefault((str(source_key), str(stripe_id)), []).append((str(sync_name), str(dep_key)))
     return [Held(k, sid, tuple(deps)) for (k, sid), deps in found.items()]
+
+
+def _json_text(wh: Warehouse, column: str, field: str) -> str:
+    """SQL for the text at top-level `field` of a JSON text column (the payload's flat field paths):
+    an equality join, not a scan of every payload for every deleted ID."""
+    if wh.target.adapter_type == "duckdb":
+        return f"json_extract_string({column}, '$.{field}')"
+    return f"(cast({column} as json) ->> '{field}')"
 
 
 def note(config: SyncConfig, held: Sequence[Held]) -> str:
