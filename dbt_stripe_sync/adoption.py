@@ -20,7 +20,7 @@ from dbt_stripe_sync import stripe_catalog
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.payload import split_path
 from dbt_stripe_sync.stripe_objects.base import StripeObject
-from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+from dbt_stripe_sync.tagging import TAG_KEY, foreign, object_tag
 
 # List filters that make a list endpoint return every object, not only the default subset.
 _LIST_ALL = {"subscription": {"status": "all"}}
@@ -66,23 +66,35 @@ def scan(
 
 
 def adopt_by_key(
-    object_name: str, tagged: Mapping[str, list[dict[str, Any]]], sync_name: str, keys: Iterable[str]
+    object_name: str,
+    tagged: Mapping[str, list[dict[str, Any]]],
+    sync_name: str,
+    keys: Iterable[str],
+    marker: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """source key -> the object to bind it to, for the keys whose tag was found."""
+    """source key -> the object to bind it to, for the keys whose tag was found. An object whose state
+    marker names another state (`marker` is ours) belongs to another target's ledger: never adopted."""
     out: dict[str, dict[str, Any]] = {}
     for key in keys:
-        chosen = best(object_name, tagged.get(object_tag(sync_name, key), []))
+        mine = [o for o in tagged.get(object_tag(sync_name, key), []) if not foreign(o, marker)]
+        chosen = best(object_name, mine)
         if chosen is not None:
             out[key] = chosen
     return out
 
 
 def find_one(
-    gw: StripeGateway, adapter: StripeObject, sync_name: str, key: str, *, since: int | None
+    gw: StripeGateway,
+    adapter: StripeObject,
+    sync_name: str,
+    key: str,
+    *,
+    since: int | None,
+    marker: str | None = None,
 ) -> dict[str, Any] | None:
     """The object a pending create of `key` may have made (created at `since` or later)."""
     tagged = scan(gw, adapter, sync_name, since=since)
-    return adopt_by_key(adapter.name, tagged, sync_name, [key]).get(key)
+    return adopt_by_key(adapter.name, tagged, sync_name, [key], marker).get(key)
 
 
 def values_in(obj: Mapping[str, Any], paths: Iterable[str]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.connect import entry_account, interleave
 from dbt_stripe_sync.crashpoints import crashpoint
 from dbt_stripe_sync.gateway import StripeGateway, StripeRequestError
-from dbt_stripe_sync.gateway.client import capture_responses
+from dbt_stripe_sync.gateway.client import ResponseMeta, capture_responses
 from dbt_stripe_sync.ledger import LedgerEntry, StateStore
 from dbt_stripe_sync.log_setup import row_context
 from dbt_stripe_sync.payload import to_json
@@ -108,6 +108,20 @@ def outcome_unknown(exc: StripeRequestError) -> bool:
     if known is not None:
         return bool(known) or exc.retryable
     return exc.retryable or exc.status is None or exc.status >= 500
+
+
+def rate_limited_unapplied(
+    exc: StripeRequestError, change: Change, responses: Sequence[ResponseMeta]
+) -> bool:
+    """A write Stripe certainly did not apply: refused 429 `rate_limit` (the limiter answers before
+    anything is done) after every retry, with no earlier attempt that may have landed (a 5xx or a lost
+    response, which the gateway marks), no earlier write of the same change that succeeded (a price
+    replace's new price), and not a re-send of a write left pending (the first send may have landed)."""
+    if exc.status != 429 or exc.code != "rate_limit" or exc.replayed or exc.outcome_unknown:
+        return False
+    if change.ledger is not None and change.ledger.status == L.PENDING:
+        return False
+    return not any(r.method != "get" and r.status < 400 for r in responses)
 
 
 def change_from_pending(entry: LedgerEntry) -> Change:
@@ -280,7 +294,8 @@ class Applier:
             with self.gw.scope(config.name), self.gw.acting_for(account):
                 tagged = adoption.scan(self.gw, adapter, config.name, since=min(times) if times else None)
                 keys = [c.key for _, c in creating if c.account == account]
-                found.update(adoption.adopt_by_key(adapter.name, tagged, config.name, keys))
+                marker = config.state_marker
+                found.update(adoption.adopt_by_key(adapter.name, tagged, config.name, keys, marker))
         for _, change in creating:
             obj = found.get(change.key)
             if obj is None or obj["id"] == change.stripe_id:
@@ -375,7 +390,12 @@ class Applier:
                 crashpoint("after_send")
             except StripeRequestError as exc:
                 reason = redact_all(str(exc))
-                if outcome_unknown(exc):
+                if rate_limited_unapplied(exc, change, responses):
+                    reason += (
+                        " (not sent: Stripe refused it for its rate limit, so nothing was applied; the "
+                        "row is planned again by the next run)"
+                    )
+                elif outcome_unknown(exc):
                     # Stripe may or may not have applied the write, so it stays pending: a fresh key
                     # here could create a second object.
                     burnt = bool(getattr(exc, "replayed", False))

@@ -56,7 +56,9 @@ def bind(
             with gw.scope(config.name):
                 once["tagged"] = adoption.scan(gw, adapter, config.name)
             calls = gw.stats.for_scope(config.name).requests - before
-        adopted = adoption.adopt_by_key(adapter.name, once["tagged"], config.name, [r.key for r in unbound])
+        adopted = adoption.adopt_by_key(
+            adapter.name, once["tagged"], config.name, [r.key for r in unbound], config.state_marker
+        )
 
     matched: set[str] = set()
     if matched_on_email:

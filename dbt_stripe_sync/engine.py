@@ -24,6 +24,7 @@ from dbt_stripe_sync.errors import UsageError
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.full_refresh import refreshed_ledger_sql
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.held_deletes import hold_in_plan
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.log_setup import emit_warning
 from dbt_stripe_sync.matching import gather
@@ -50,6 +51,7 @@ from dbt_stripe_sync.selection import SelectionArgs
 from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
+from dbt_stripe_sync.tagging import state_marker
 from dbt_stripe_sync.warehouse import Warehouse
 
 
@@ -209,9 +211,10 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
                     )
                 )
                 order.remove(name)
-        return Prepared(
-            wh, settings, project, [configs[n] for n in order], relations, skipped, unbuilt, inv.full_refresh
-        )
+        state = settings.state_schema_for(wh.target.schema)
+        marker = state_marker(wh.target.adapter_type, wh.target.database, state)
+        chosen = [replace(configs[n], state_marker=marker) for n in order]  # what it creates names its state
+        return Prepared(wh, settings, project, chosen, relations, skipped, unbuilt, inv.full_refresh)
     except BaseException:
         wh.close()
         raise
@@ -321,6 +324,11 @@ def _plan(
             )
             plans.append(digest)
             doomed.planned(config, digest)
+            held = hold_in_plan(
+                prep.wh, ledger_relation, config, prep.relations[config.model],
+                [c.name for c in prep.configs], prep.full_refresh, digest.count("delete") if exists else 0,
+            )  # fmt: skip
+            digest.hold("delete", [h.describe(config.model) for h in held])
             # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
         doomed.finish()  # each plan's deletes, or their retirements (a later sync took the object over)

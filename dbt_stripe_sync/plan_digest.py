@@ -18,7 +18,7 @@ import heapq
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -143,6 +143,11 @@ class PlanDigest:
     ) -> None:
         self.model_rows, self.live_objects, self.unchanged = model_rows, live_objects, unchanged
         self.blocked, self.warnings = blocked, tuple(dict.fromkeys(warnings))
+
+    def hold(self, action: str, notes: Sequence[str]) -> None:
+        """Planned `action`s the run will hold back (held_deletes.py): warned of, not counted."""
+        self._counts[action] -= len(notes)
+        self.warnings = (*self.warnings, *notes)
 
     # ---- reading ----------------------------------------------------------------------------
     @property

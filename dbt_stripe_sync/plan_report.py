@@ -16,6 +16,7 @@ from dbt_stripe_sync.plan_digest import PlanDigest
 from dbt_stripe_sync.plan_view import natural_key
 from dbt_stripe_sync.report import SyncSummary
 from dbt_stripe_sync.run_report import RunReport
+from dbt_stripe_sync.stripe_objects import adapter_for
 
 
 def upcoming_creates(plans: Sequence[PlanDigest]) -> Upcoming:
@@ -95,6 +96,9 @@ def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
     for p in plans:
         c = p.counts()
         status = "blocked" if p.blocked else "partial" if c["reject"] else "success"
+        # what the run will report: a price's delete is always an archive (a product's depends on
+        # its prices at send time, so it stays a predicted delete)
+        archives = adapter_for(p.config.object).always_archives
         summaries.append(
             SyncSummary(
                 p.config.model,
@@ -103,7 +107,8 @@ def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
                 counts={
                     "created": c["create"],
                     "updated": c["update"] + c["restore"] + c["replace"],
-                    "deleted": c["delete"],
+                    "deleted": 0 if archives else c["delete"],
+                    "archived": c["delete"] if archives else 0,
                     "skipped": c["skip"],
                     "rejected": c["reject"],
                     "api_calls": p.lookup_calls,

@@ -21,7 +21,7 @@ from dbt_stripe_sync.plan import Change, SyncPlan, Upcoming
 from dbt_stripe_sync.row_checks import row_problems
 from dbt_stripe_sync.settings import Settings
 from dbt_stripe_sync.stripe_objects.base import StripeObject
-from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+from dbt_stripe_sync.tagging import TAG_KEY, object_tag, tag_params
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,13 @@ class Lookups:
     objects: Mapping[str, dict] = field(default_factory=dict)
 
 
-def idempotency_key(sync_name: str, key: str, action: str, row_hash: str | None, attempt: int) -> str:
+def idempotency_key(
+    sync_name: str, key: str, action: str, row_hash: str | None, attempt: int, state: str = ""
+) -> str:
     """Deterministic per write attempt: a crash-and-resend reuses it, a new attempt after a
-    definite failure does not (Stripe would replay the failure)."""
-    raw = f"{sync_name}\x1f{key}\x1f{action}\x1f{row_hash}\x1f{attempt}"
+    definite failure does not (Stripe would replay the failure). `state`: the state marker
+    (tagging.py), so two targets on one account never replay each other's writes."""
+    raw = f"{sync_name}\x1f{key}\x1f{action}\x1f{row_hash}\x1f{attempt}" + (f"\x1f{state}" if state else "")
     return "dss_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
@@ -284,7 +287,9 @@ def _plan_delete(
         stripe_id=entry.stripe_id,
         ledger=entry,
         reason=adapter.describe_delete(config),
-        idempotency_key=idempotency_key(config.name, row.key, "delete", None, entry.attempts or 0),
+        idempotency_key=idempotency_key(
+            config.name, row.key, "delete", None, entry.attempts or 0, config.state_marker
+        ),
     )
 
 
@@ -445,7 +450,7 @@ def _plan_row(
             # "replace": Stripe needs a new object carrying the whole payload (a price's amount, say)
             action, note = "replace", note_or_reason
             params = {k: v for k, v in flat.items() if v != CLEAR}
-            params[f"metadata.{TAG_KEY}"] = object_tag(config.name, row.key)
+            params = tag_params(params, config.name, row.key, config.state_marker)
     key_action = f"{action}:{full_refresh}" if full_refresh else action  # a refresh is a new write
     return Change(
         key=row.key,
@@ -456,7 +461,9 @@ def _plan_row(
         # `by: email` look-ups find it
         before={k: before.get(k) for k in params},
         row_hash=row.row_hash,
-        idempotency_key=idempotency_key(config.name, row.key, key_action, row.row_hash, attempt),
+        idempotency_key=idempotency_key(
+            config.name, row.key, key_action, row.row_hash, attempt, config.state_marker
+        ),
         reason=note,
         ledger=entry,
     )
@@ -496,8 +503,6 @@ def _create(
         )
     if defer:
         return DeferredCreate(config, row, flat, params, attempt, entry, note)
-    if params is flat:  # the Change's params are its own: the tag is added to them
-        params = flat.copy()
     return _built_create(config, row.key, row.row_hash, flat, params, attempt, entry, note)
 
 
@@ -511,14 +516,14 @@ def _built_create(
     entry: L.LedgerEntry | None,
     note: str | None,
 ) -> Change:
-    params[f"metadata.{TAG_KEY}"] = object_tag(config.name, key)
+    params = tag_params(params, config.name, key, config.state_marker)  # a copy: `params` may be `flat`
     return Change(
         key=key,
         action="create",
         params=params,
         full=flat,
         row_hash=row_hash,
-        idempotency_key=idempotency_key(config.name, key, "create", row_hash, attempt),
+        idempotency_key=idempotency_key(config.name, key, "create", row_hash, attempt, config.state_marker),
         reason=note,
         ledger=entry,
     )

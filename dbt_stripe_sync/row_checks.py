@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from dbt_stripe_sync.payload import CLEAR, field_spec
-from dbt_stripe_sync.tagging import TAG_KEY
+from dbt_stripe_sync.tagging import RESERVED_KEYS, TAG_KEY
 
 __all__ = ["ISO_4217", "quick_rule", "row_problems", "valid_email", "valid_emails"]
 
@@ -145,7 +145,7 @@ def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -
                 problems += _amount_problems(path, value)
     for prefix, keys in metadata.items():
         # at most len(keys) + 1 keys with the tag: only a map near the limit, or naming the tag, is counted
-        if len(keys) >= METADATA_MAX_KEYS or TAG_KEY in keys:
+        if len(keys) >= METADATA_MAX_KEYS or any(k in keys for k in RESERVED_KEYS):
             problems += _metadata_count_problems(prefix, keys, tagged=prefix == "metadata", creating=creating)
     return list(dict.fromkeys(problems)) if problems else problems  # one line per problem
 
@@ -356,11 +356,12 @@ _NONE: list[str] = []  # shared empty result of the hot paths (only ever read)
 def _metadata_count_problems(prefix: str, keys: list[str], *, tagged: bool, creating: bool) -> list[str]:
     """`tagged`: the object's own metadata, where the tool keeps its tag (written when creating)."""
     out: list[str] = []
-    if tagged and TAG_KEY in keys:
-        out.append(
-            f"{prefix}.{TAG_KEY}: this metadata key is reserved for the tool's own tag; map the column "
-            "to another key"
-        )
+    for reserved in RESERVED_KEYS if tagged else ():
+        if reserved in keys:
+            out.append(
+                f"{prefix}.{reserved}: this metadata key is reserved for the tool's own tag; map the column "
+                "to another key"
+            )
     with_tag = tagged and creating
     count = len(set(keys) | ({TAG_KEY} if with_tag else set()))
     if count > METADATA_MAX_KEYS:

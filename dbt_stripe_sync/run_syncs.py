@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dbt_stripe_sync.applier import ADOPTED, PENDING, REJECTED, Applier, SyncResult
+from dbt_stripe_sync.applier import (
+    ADOPTED,
+    ARCHIVED,
+    DELETED,
+    PENDING,
+    REJECTED,
+    SKIPPED,
+    Applier,
+    SyncResult,
+)
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError
@@ -23,6 +32,8 @@ from dbt_stripe_sync.doomed_retags import send_retags
 from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
 from dbt_stripe_sync.gateway import StripeGateway
+from dbt_stripe_sync.held_deletes import hold_in_run
+from dbt_stripe_sync.invoice_now import cancels_invoice_now
 from dbt_stripe_sync.ledger import StateStore, utcnow
 from dbt_stripe_sync.plan import Change, SyncPlan
 from dbt_stripe_sync.plan_report import still_rejected
@@ -93,6 +104,13 @@ def run_syncs(
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
         _hold_back_deletes_of_unfinished_dependents([r for wave_runs in runs for r in wave_runs])
+        for r in (r for wave_runs in runs for r in wave_runs):  # dependents in unselected syncs (F9)
+            r.deletes, held = hold_in_run(
+                prep.wh, store.ledger, r.config, prep.relations[r.config.model],
+                [c.name for c in prep.configs], prep.full_refresh, r.deletes,
+            )  # fmt: skip
+            if held:
+                r.summary.message = "; ".join(filter(None, [r.summary.message, held]))
         # Deletes go last, dependents first: a subscription is cancelled (with its proration) before
         # its customer is deleted, which would cancel it at once without one.
         for wave_runs in reversed(runs):
@@ -188,6 +206,12 @@ def _run_wave(
                         _failed(r, exc)
     for run in runs:  # before later waves plan: they may reference what these writes create
         _finish_burnt_keys(run, gw, applier)
+    # a cancel that invoices now goes at its own sync's turn, as one sync at a time: the final invoice
+    # must not sweep in pending items a later wave creates (invoice_now.py)
+    early = [r for r in runs if r.deletes and cancels_invoice_now(r.config)]
+    _send_deletes(early, gw, applier, progress)
+    for run in early:
+        run.deletes = []
     return runs, summaries
 
 
@@ -265,8 +289,9 @@ def _plan_and_queue(
             result,
             gone=lambda: store.pending_keys_not_in(config.name, relation, config.primary_key),
         )
-        # rows a recovered write finished are not in the diff, so not "unchanged" either
-        recovered = sum(n for bucket, n in result.counts.items() if bucket != PENDING)
+        # rows a recovered write finished are not in the diff, so not "unchanged" either; a recovered
+        # delete (deleted, archived, left) is of a row that left the model: it was never counted there
+        recovered = sum(n for bucket, n in result.counts.items() if bucket not in _NOT_IN_UNCHANGED)
         crashpoint("after_recover")
         totals = StreamTotals()
         parts = stream_parts(config, store, run_id, totals, doomed) if stream_parts is not None else None
@@ -437,6 +462,7 @@ def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) ->
         summary.message = (summary.message or "") + f" (runs table not updated: {redact_all(str(exc))[:200]})"
 
 
+_NOT_IN_UNCHANGED = frozenset({PENDING, DELETED, ARCHIVED, SKIPPED})
 BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run
 
 

@@ -69,6 +69,8 @@ class SyncConfig:
     # proration_behavior, move_subscriptions
     options: dict[str, Any] = field(default_factory=dict)
     account: Account | None = None  # Stripe Connect; None = the platform's own account
+    # the state (ledger) writing this sync, tagged on what it creates (tagging.py); set by the engine
+    state_marker: str = ""
 
     @property
     def name(self) -> str:

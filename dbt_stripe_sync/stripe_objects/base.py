@@ -28,6 +28,8 @@ class StripeObject:
     create_only: frozenset[str] = frozenset()
     # Shown in `plan` for a row that left the model (delete: delete).
     delete_description: str = "delete"
+    # a delete is always an archive under Stripe's rules (a price): `plan` counts it as archived
+    always_archives: bool = False
     # The model may choose the object's ID at creation (a product's `id`): see existing_ids.
     chosen_id: bool = False
 
@@ -134,7 +136,7 @@ def execute_change(adapter: StripeObject, gw: StripeGateway, change: Any, config
     behind our back), and delete translated by the adapter's `delete`.
     """
     from dbt_stripe_sync.payload import nest
-    from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+    from dbt_stripe_sync.tagging import tag_params
 
     if change.action == "create":
         obj = adapter.create(gw, nest(change.params), change.idempotency_key)
@@ -146,7 +148,7 @@ def execute_change(adapter: StripeObject, gw: StripeGateway, change: Any, config
             if exc.status != 404 or config.mode != "upsert":
                 raise
             params = {k: v for k, v in change.full.items() if v != ""}
-            params[f"metadata.{TAG_KEY}"] = object_tag(config.name, change.key)
+            params = tag_params(params, config.name, change.key, config.state_marker)
             obj = adapter.create(gw, nest(params), change.idempotency_key + "_recreate")
             return WriteResult(
                 obj["id"], "synced", "created", f"{change.stripe_id} was gone from Stripe; re-created"

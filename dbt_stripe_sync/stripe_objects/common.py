@@ -73,10 +73,10 @@ def recreate_tagged(
     extra: Mapping[str, Any] | None = None,
 ) -> WriteResult:
     """Upsert of an object gone from Stripe (deleted behind our back, or ended): create it again."""
-    from dbt_stripe_sync.tagging import TAG_KEY, object_tag
+    from dbt_stripe_sync.tagging import tag_params
 
     params = {k: v for k, v in change.full.items() if v != CLEAR}
-    params[f"metadata.{TAG_KEY}"] = object_tag(config.name, change.key)
+    params = tag_params(params, config.name, change.key, config.state_marker)
     params.update(extra or {})
     obj = adapter.create(gw, nest(params), change.idempotency_key + "_recreate")
     return WriteResult(obj["id"], "synced", "created", f"{change.stripe_id} was gone from Stripe; re-created")

@@ -23,6 +23,7 @@ class Price(StripeObject):
     id_prefix = "price_"
     create_only = create_only_fields("price")
     delete_description = "archive (active=false): Stripe cannot delete prices"
+    always_archives = True
 
     def required_problems(self, flat: Mapping[str, Any], *, creating: bool, config: SyncConfig) -> list[str]:
         problems = []

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dbt_stripe_sync.tagging import RESERVED_KEYS
 from tests.support import scale
 from tests.support.dbt_project import api_writes
 
@@ -319,7 +320,7 @@ def _ids(project, seeds: Mapping[str, list[Row]]) -> _Ids:
 
 def _view(kind: str, obj: Obj) -> dict[str, Any]:
     """The mapped fields of a Stripe object, flattened the way EXPECTED names them."""
-    meta = {f"metadata.{k}": v for k, v in (obj.get("metadata") or {}).items() if k != "dbt_stripe_sync"}
+    meta = {f"metadata.{k}": v for k, v in (obj.get("metadata") or {}).items() if k not in RESERVED_KEYS}
     view: dict[str, Any] = {"metadata": meta}
     if kind == "customer":
         address = obj.get("address") or {}
