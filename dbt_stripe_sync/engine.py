@@ -324,14 +324,16 @@ def _plan(
             )
             plans.append(digest)
             doomed.planned(config, digest)
+            # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
+            with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
+        doomed.finish()  # each plan's deletes, or their retirements (a later sync took the object over)
+        for digest in plans:  # deletes `run` holds back for an unselected dependent (held_deletes.py)
+            config = digest.config
             held = hold_in_plan(
                 prep.wh, ledger_relation, config, prep.relations[config.model],
                 [c.name for c in prep.configs], prep.full_refresh, digest.count("delete") if exists else 0,
             )  # fmt: skip
             digest.hold("delete", [h.describe(config.model) for h in held])
-            # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
-            with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
-        doomed.finish()  # each plan's deletes, or their retirements (a later sync took the object over)
         plans.sort(key=lambda p: prep.configs.index(p.config))  # shown in sync order
         print_plan(out, plans, sample=inv.sample)
         for s in prep.skipped:
