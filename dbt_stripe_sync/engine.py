@@ -13,6 +13,7 @@ from dbt_stripe_sync import project as P
 from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.binding import bind
+from dbt_stripe_sync.bound_elsewhere import bound_elsewhere
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
@@ -326,7 +327,9 @@ def _plan(
             doomed.planned(config, digest)
             # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
-        doomed.finish()  # each plan's deletes, or their retirements (a later sync took the object over)
+        # each plan's deletes, or their retirements (another row took the object over, in this run or
+        # in one before it: bound_elsewhere.py)
+        doomed.finish(lambda deletes: bound_elsewhere(prep.wh, ledger_relation, deletes) if exists else {})
         for digest in plans:  # deletes `run` holds back for an unselected dependent (held_deletes.py)
             config = digest.config
             held = hold_in_plan(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from dbt_stripe_sync.bound_elsewhere import Bound, split
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.doomed import Checkpoint, Doomed, cancel_in
 from dbt_stripe_sync.plan import Change
@@ -71,10 +72,14 @@ class PlannedDeletes:
         held = self._held.setdefault(config.name, [])
         self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
 
-    def finish(self) -> None:
-        """Every sync planned: each digest gets its deletes, or their retirements."""
+    def finish(self, bound: Callable[[dict[str, list[Change]]], Bound] | None = None) -> None:
+        """Every sync planned: each digest gets its deletes, or their retirements — also of deletes
+        whose object another row is still bound to (`bound`: bound_elsewhere.py), as `run` does."""
+        sending = {d.config.name: self._held.get(d.config.name, []) for d in self._digests if not d.blocked}
+        found = bound({n: cs for n, cs in sending.items() if cs}) if bound and any(sending.values()) else {}
         for digest in self._digests:
             name = digest.config.name
-            changes = [*self._held.pop(name, []), *self._retired.pop(name, [])]
+            deletes, retired = split(name, self._held.pop(name, []), found)
+            changes = [*deletes, *self._retired.pop(name, []), *retired]
             if changes:
                 digest.add(changes, DELETED)

@@ -22,6 +22,8 @@ from dbt_stripe_sync.applier import (
     Applier,
     SyncResult,
 )
+from dbt_stripe_sync.bound_elsewhere import bound_elsewhere
+from dbt_stripe_sync.bound_elsewhere import split as split_bound
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError
@@ -104,6 +106,7 @@ def run_syncs(
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
         _hold_back_deletes_of_unfinished_dependents([r for wave_runs in runs for r in wave_runs])
+        _retire_deletes_bound_elsewhere(prep, store, applier, [r for wave_runs in runs for r in wave_runs])
         for r in (r for wave_runs in runs for r in wave_runs):  # dependents in unselected syncs (F9)
             r.deletes, held = hold_in_run(
                 prep.wh, store.ledger, r.config, prep.relations[r.config.model],
@@ -365,6 +368,31 @@ def _queue_streamed(
 def _canceller(run: _SyncRun, applier: Applier) -> Callable[[Change], None]:
     """Drops one of the run's planned deletes, recording its row's retirement instead (doomed.py)."""
     return cancel_in(run.deletes, lambda retired: applier.record_quiet(run.config, [retired], run.result))
+
+
+def _retire_deletes_bound_elsewhere(
+    prep: Prepared, store: StateStore, applier: Applier, runs: Sequence[_SyncRun]
+) -> None:
+    """A delete of an object another row's ledger is still bound to retires its row instead
+    (bound_elsewhere.py); when that cannot be checked, the sync's deletes wait for the next run."""
+    sending = [r for r in runs if r.deletes and r.summary.status == "success"]
+    if not sending:
+        return
+    try:
+        found = bound_elsewhere(prep.wh, store.ledger, {r.config.name: r.deletes for r in sending})
+    except Exception as exc:  # nothing irreversible is sent unchecked
+        reason = redact_all(str(exc))[:200]
+        for r in sending:
+            note = (
+                f"{len(r.deletes)} delete(s) held back: could not check other rows bound to them ({reason})"
+            )
+            r.summary.message = "; ".join(filter(None, [r.summary.message, note]))
+            r.deletes = []
+        return
+    for r in sending:
+        r.deletes, retired = split_bound(r.config.name, r.deletes, found)
+        if retired:
+            applier.record_quiet(r.config, retired, r.result)
 
 
 def _hold_back_deletes_of_unfinished_dependents(runs: Sequence[_SyncRun]) -> None:

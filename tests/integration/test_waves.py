@@ -175,6 +175,48 @@ def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, tmp
     assert [r for r in emu.requests() if r["method"] != "GET"] == []
 
 
+@pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
+def test_a_customer_taken_over_in_an_earlier_run_is_not_deleted_later(dbt_project, tmp_path, leads):
+    """Outside attack 4: the takeover is not only decided inside one run. Ada's row moves to the leads
+    model, which is synced alone first (`run -s`: it binds her customer by email); the next full run
+    plans stripe_customers' delete of row 1 while the leads row is unchanged, so no row of that run
+    binds her. The ledger still has the leads row synced to her customer: the delete is a move, not
+    a delete (it used to be sent, leaving the leads row `synced` to a deleted customer for good)."""
+    dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
+    dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
+    dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
+    dbt_project.build()
+    sel = ("-s", "stripe_customers", leads)
+    assert dbt_project.sync("run", *sel).returncode == 0
+    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+    customers = dbt_project.read_seed("raw_customers")
+    dbt_project.write_seed("raw_customers", [r for r in customers if r["user_id"] != "1"])
+    dbt_project.write_seed(
+        "raw_leads",
+        [
+            {"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"},
+            {"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada, Countess"},
+        ],
+    )
+    dbt_project.build()
+    assert dbt_project.sync("run", "-s", leads).returncode == 0  # the leads model alone takes her
+    assert dbt_project.ledger(leads)["L1"]["stripe_id"] == ada
+
+    emu = dbt_project.emulator
+    planned, _ = _plan_and_run(dbt_project, tmp_path, *sel)
+    (moved,) = _plan_rows(planned, "stripe_customers")
+    assert (moved["key"], moved["action"]) == ("1", "rekey")
+    assert moved["reason"] == f"moved: {ada} is still synced by {leads} row L1; nothing is deleted"
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []  # nothing deleted
+    assert not next(c for c in emu.objects("customer") if c["id"] == ada).get("deleted")
+    old = dbt_project.ledger("stripe_customers")["1"]
+    assert old["status"] == "deleted" and "moved" in old["last_error"]
+    assert dbt_project.ledger(leads)["L1"]["status"] == "synced"
+    emu.clear_requests()
+    assert dbt_project.sync("run", *sel).returncode == 0
+    assert [r for r in emu.requests() if r["method"] != "GET"] == []
+
+
 def test_no_subscription_is_created_for_a_customer_the_same_run_deletes(dbt_project, tmp_path):
     """Ada leaves the customers model while a new subscription row for her appears: as one sync after
     another would, the subscription is rejected (no customer has her email once she is deleted), not
