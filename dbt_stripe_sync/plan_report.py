@@ -96,6 +96,8 @@ def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
     for p in plans:
         c = p.counts()
         status = "blocked" if p.blocked else "partial" if c["reject"] else "success"
+        if p.blocked:  # the run sends and records nothing for it: it counts nothing either
+            c = dict.fromkeys(c, 0)
         # what the run will report: a price's delete is always an archive (a product's depends on
         # its prices at send time, so it stays a predicted delete)
         archives = adapter_for(p.config.object).always_archives

@@ -48,23 +48,29 @@ def test_plan_writes_nothing_and_shows_fields(dbt_project, tmp_path):
     assert dbt_project.ledger("stripe_customers") == ledger_before
 
 
-def test_max_delete_fraction_blocks_then_allows(dbt_project):
+def test_max_delete_fraction_blocks_then_allows(dbt_project, tmp_path):
     emu = dbt_project.emulator
     assert dbt_project.sync(*SEL).returncode == 0
     rows = dbt_project.read_seed("raw_customers")
+    rows[0]["full_name"] = "Ada King"  # an update the blocked run does not send either
     dbt_project.write_seed("raw_customers", rows[:2])  # 3 of 5 would go: 60% > the default 50%
     dbt_project.build()
     emu.clear_requests()
-    blocked = dbt_project.sync(*SEL)
+    plan = dbt_project.sync("plan", *SEL, "--output", str(tmp_path / "plan.json"))
+    assert "BLOCKED" in plan.stdout and plan.returncode == 1
+    blocked = dbt_project.sync(*SEL, "--output", str(tmp_path / "run.json"))
     assert blocked.returncode == 1
     assert "would delete 3 of its 5 Stripe objects (60%)" in blocked.stdout
     assert api_writes(emu.requests()) == []
-    plan = dbt_project.sync("plan", *SEL)
-    assert "BLOCKED" in plan.stdout and plan.returncode == 1
+    # plan --output is the predicted run report: blocked, and nothing counted (nothing is sent)
+    planned, done = (json.loads((tmp_path / f"{n}.json").read_text())["syncs"] for n in ("plan", "run"))
+    assert [(s["status"], s["counts"]) for s in planned] == [(s["status"], s["counts"]) for s in done]
+    counted = {k: v for k, v in planned[0]["counts"].items() if k not in ("api_calls", "unchanged")}
+    assert planned[0]["status"] == "blocked" and not any(counted.values()), counted
 
     allowed = dbt_project.sync(*SEL, "--vars", "{dbt_stripe_sync: {max_delete_fraction: 0.8}}")
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
-    assert [w["method"] for w in api_writes(emu.requests())] == ["DELETE"] * 3
+    assert [w["method"] for w in api_writes(emu.requests())] == ["POST"] + ["DELETE"] * 3  # deletes last
     assert len([c for c in emu.objects("customer") if not c.get("deleted")]) == 2
 
 
