@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import stripe
 
+from dbt_stripe_sync.tagging import STATE_KEY
 from tests.support.localstripe import localstripe
 
 pytest.importorskip("localstripe")
@@ -24,7 +25,9 @@ def _customers(url: str) -> dict[str, dict]:
             "phone": c.get("phone"),
             "address": {k: v for k, v in (c.get("address") or {}).items() if v},
             "preferred_locales": list(c.get("preferred_locales") or []),
-            "metadata": dict(c.get("metadata") or {}),
+            # each server's ledger is its own state schema, so each marks its objects with its own state
+            "metadata": {k: v for k, v in (c.get("metadata") or {}).items() if k != STATE_KEY},
+            "marked": bool((c.get("metadata") or {}).get(STATE_KEY)),
         }
     return out
 
