@@ -129,14 +129,9 @@ models:
 """
 
 
-@pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
-def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, tmp_path, leads):
-    """Ada leaves stripe_customers (delete: delete) and appears in a second customers model, matched by
-    email: her customer moves to it — updated, never deleted — whichever model is synced first. (Deleting
-    it last left the new model's ledger pointing at a deleted customer, exit 0.) `plan` predicts it:
-    the same counts, the old row retired (`rekey`, "moved: ..."), no delete. The customer carries the
-    new row's tag afterwards (with the update, or, when the new model was synced first, rewritten
-    once the deletes are done: one more POST)."""
+def _ada_moves_to(dbt_project, leads: str) -> tuple[tuple[str, ...], str]:
+    """Both customer models synced, then Ada's row leaves stripe_customers and appears in `leads`
+    (matched by email), the models rebuilt: the selection of both, and her customer's ID."""
     dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
     dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
     dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
@@ -155,6 +150,18 @@ def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, tmp
         ],
     )
     dbt_project.build()
+    return sel, ada
+
+
+@pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
+def test_a_customer_moving_to_another_model_is_kept_not_deleted(dbt_project, tmp_path, leads):
+    """Ada leaves stripe_customers (delete: delete) and appears in a second customers model, matched by
+    email: her customer moves to it — updated, never deleted — whichever model is synced first. (Deleting
+    it last left the new model's ledger pointing at a deleted customer, exit 0.) `plan` predicts it:
+    the same counts, the old row retired (`rekey`, "moved: ..."), no delete. The customer carries the
+    new row's tag afterwards (with the update, or, when the new model was synced first, rewritten
+    once the deletes are done: one more POST)."""
+    sel, ada = _ada_moves_to(dbt_project, leads)
     emu = dbt_project.emulator
     planned, _ = _plan_and_run(dbt_project, tmp_path, *sel)
     (moved,) = _plan_rows(planned, "stripe_customers")
@@ -182,23 +189,7 @@ def test_a_customer_taken_over_in_an_earlier_run_is_not_deleted_later(dbt_projec
     plans stripe_customers' delete of row 1 while the leads row is unchanged, so no row of that run
     binds her. The ledger still has the leads row synced to her customer: the delete is a move, not
     a delete (it used to be sent, leaving the leads row `synced` to a deleted customer for good)."""
-    dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
-    dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
-    dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
-    dbt_project.build()
-    sel = ("-s", "stripe_customers", leads)
-    assert dbt_project.sync("run", *sel).returncode == 0
-    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
-    customers = dbt_project.read_seed("raw_customers")
-    dbt_project.write_seed("raw_customers", [r for r in customers if r["user_id"] != "1"])
-    dbt_project.write_seed(
-        "raw_leads",
-        [
-            {"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"},
-            {"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada, Countess"},
-        ],
-    )
-    dbt_project.build()
+    sel, ada = _ada_moves_to(dbt_project, leads)
     assert dbt_project.sync("run", "-s", leads).returncode == 0  # the leads model alone takes her
     assert dbt_project.ledger(leads)["L1"]["stripe_id"] == ada
 
