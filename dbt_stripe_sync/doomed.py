@@ -213,14 +213,18 @@ class Doomed:
         return out
 
 
+def retirement(delete: Change, reason: str) -> Change:
+    """A planned delete that is not sent, as the retirement of its row (the ledger marks it deleted;
+    the object stays, with whoever holds it now)."""
+    return Change(
+        key=delete.key, action="rekey", stripe_id=delete.stripe_id, ledger=delete.ledger, reason=reason
+    )
+
+
 def retired(delete: Change, to: SyncConfig, key: str) -> Change:
     """The delete of a row whose object another model's row took over, as the retirement of the row."""
-    return Change(
-        key=delete.key,
-        action="rekey",
-        stripe_id=delete.stripe_id,
-        ledger=delete.ledger,
-        reason=f"moved: {delete.stripe_id} is now synced by {to.model} (row {key}); nothing is deleted",
+    return retirement(
+        delete, f"moved: {delete.stripe_id} is now synced by {to.model} (row {key}); nothing is deleted"
     )
 
 

@@ -13,7 +13,7 @@ from dbt_stripe_sync import project as P
 from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.binding import bind
-from dbt_stripe_sync.bound_elsewhere import bound_elsewhere
+from dbt_stripe_sync.bound_elsewhere import SyncModel, bound_elsewhere
 from dbt_stripe_sync.config.errors import ConfigError, ConfigProblem
 from dbt_stripe_sync.config.loader import ModelBlock, build, load_all
 from dbt_stripe_sync.config.model import SyncConfig
@@ -86,6 +86,8 @@ class Prepared:
     full_refresh: bool = False
     # model row counts `run` already took (run_stream.py), used once by the diff that follows
     row_counts: dict[str, int] = field(default_factory=dict)
+    # every sync of the project, selected or not: where its rows are (bound_elsewhere.py)
+    sync_models: dict[str, SyncModel] = field(default_factory=dict)
 
 
 def execute(inv: Invocation, out: TextIO | None = None) -> int:
@@ -215,7 +217,11 @@ def prepare(inv: Invocation, out: TextIO) -> Prepared:
         state = settings.state_schema_for(wh.target.schema)
         marker = state_marker(wh.target.adapter_type, wh.target.database, state)
         chosen = [replace(configs[n], state_marker=marker) for n in order]  # what it creates names its state
-        return Prepared(wh, settings, project, chosen, relations, skipped, unbuilt, inv.full_refresh)
+        keys = {c.model: c.primary_key for c in all_configs}
+        models = {n.name: SyncModel(n.relation, keys.get(n.name)) for n in known.values()}
+        return Prepared(
+            wh, settings, project, chosen, relations, skipped, unbuilt, inv.full_refresh, {}, models
+        )
     except BaseException:
         wh.close()
         raise
@@ -329,12 +335,19 @@ def _plan(
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
         # each plan's deletes, or their retirements (another row took the object over, in this run or
         # in one before it: bound_elsewhere.py)
-        doomed.finish(lambda deletes: bound_elsewhere(prep.wh, ledger_relation, deletes) if exists else {})
+        doomed.finish(
+            lambda deletes, doubted: (
+                bound_elsewhere(prep.wh, ledger_relation, deletes, prep.sync_models, doubted)
+                if exists
+                else {}
+            )
+        )
         for digest in plans:  # deletes `run` holds back for an unselected dependent (held_deletes.py)
             config = digest.config
             held = hold_in_plan(
                 prep.wh, ledger_relation, config, prep.relations[config.model],
-                [c.name for c in prep.configs], prep.full_refresh, digest.count("delete") if exists else 0,
+                [c.name for c in prep.configs], prep.sync_models, prep.full_refresh,
+                digest.count("delete") if exists else 0,
             )  # fmt: skip
             digest.hold("delete", [h.describe(config.model) for h in held])
         plans.sort(key=lambda p: prep.configs.index(p.config))  # shown in sync order

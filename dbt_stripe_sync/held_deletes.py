@@ -26,7 +26,6 @@ from dbt_stripe_sync.warehouse import Warehouse
 
 # Objects whose delete in Stripe takes other objects with it.
 CASCADING = frozenset({"customer", "invoice"})
-_LIVE = (L.SYNCED, L.PENDING, L.FAILED)
 _SHOWN = 5  # dependents named per held delete (the rest counted)
 
 
@@ -66,22 +65,27 @@ def held_deletes(
     config: SyncConfig,
     model_relation: str,
     selected: Collection[str],
+    project: Collection[str],
 ) -> list[Held]:
-    """The rows of `config` that left its model and whose object live rows of unselected syncs name."""
+    """The rows of `config` that left its model and whose object live rows of unselected syncs of the
+    project name (a removed model's rows hold nothing: it can never run again)."""
     p = wh.placeholder
     key = wh.quote(config.primary_key)
     names = sorted(set(selected) | {config.name})
+    others = sorted(set(project) - set(names))
+    if not others:
+        return []
     ref = _json_text(wh, "o.payload_json", config.object)  # the field other objects name it by
     sql = (
         f"select d.source_key, d.stripe_id, o.sync_name, o.source_key from {ledger_relation} d "
         f"join {ledger_relation} o on {ref} = d.stripe_id "
-        f"and o.sync_name not in ({', '.join([p] * len(names))}) "
-        f"and o.status in ({', '.join([p] * len(_LIVE))}) "
+        f"and o.sync_name in ({', '.join([p] * len(others))}) "
+        f"and o.status in ({', '.join([p] * len(L.LIVE))}) "
         f"where d.sync_name = {p} and d.status = {p} and d.stripe_id is not null and not exists "
         f"(select 1 from {model_relation} m where cast(m.{key} as varchar(4000)) = d.source_key) "
         "order by d.source_key, o.sync_name, o.source_key"
     )
-    _, rows = wh.query(sql, [*names, *_LIVE, config.name, L.SYNCED])
+    _, rows = wh.query(sql, [*others, *L.LIVE, config.name, L.SYNCED])
     found: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for source_key, stripe_id, sync_name, dep_key in rows:
         found.setdefault((str(source_key), str(stripe_id)), []).append((str(sync_name), str(dep_key)))
@@ -109,6 +113,7 @@ def hold_in_run(
     config: SyncConfig,
     model_relation: str,
     selected: Collection[str],
+    project: Collection[str],
     full_refresh: bool,
     deletes: list[Change],
 ) -> tuple[list[Change], str | None]:
@@ -117,7 +122,7 @@ def hold_in_run(
     if not deletes or not deletes_on(config, full_refresh):
         return deletes, None
     try:
-        held = held_deletes(wh, ledger, config, model_relation, selected)
+        held = held_deletes(wh, ledger, config, model_relation, selected, project)
     except Exception as exc:  # reported; nothing irreversible is sent
         reason = redact_all(str(exc))[:200]
         return [], f"{len(deletes)} delete(s) held back: could not check other syncs' rows on them ({reason})"
@@ -135,10 +140,11 @@ def hold_in_plan(
     config: SyncConfig,
     model_relation: str,
     selected: Collection[str],
+    project: Collection[str],
     full_refresh: bool,
     planned_deletes: int,
 ) -> list[Held]:
     """What `run` will hold back of a plan's deletes (shown as warnings; not counted as deleted)."""
     if not planned_deletes or not deletes_on(config, full_refresh):
         return []
-    return held_deletes(wh, ledger_relation, config, model_relation, selected)[:planned_deletes]
+    return held_deletes(wh, ledger_relation, config, model_relation, selected, project)[:planned_deletes]

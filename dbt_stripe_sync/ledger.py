@@ -29,6 +29,7 @@ DELETED = "deleted"  # the Stripe object was deleted, cancelled or voided
 ARCHIVED = "archived"  # the Stripe object was archived (active=false)
 LEFT = "left"  # the row left the model but Stripe's rules keep the object; reason in last_error
 SKIPPED = "skipped"  # insert mode: the object already existed and is left alone
+LIVE = (SYNCED, PENDING, FAILED)  # a row still bound to its object
 
 
 @dataclass(frozen=True)

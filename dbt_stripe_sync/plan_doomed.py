@@ -72,11 +72,14 @@ class PlannedDeletes:
         held = self._held.setdefault(config.name, [])
         self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
 
-    def finish(self, bound: Callable[[dict[str, list[Change]]], Bound] | None = None) -> None:
+    def finish(self, bound: Callable[[dict[str, list[Change]], set[str]], Bound] | None = None) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements — also of deletes
-        whose object another row is still bound to (`bound`: bound_elsewhere.py), as `run` does."""
+        whose object another row is still bound to (`bound`: bound_elsewhere.py, told which syncs'
+        deletes are blocked), as `run` does."""
         sending = {d.config.name: self._held.get(d.config.name, []) for d in self._digests if not d.blocked}
-        found = bound({n: cs for n, cs in sending.items() if cs}) if bound and any(sending.values()) else {}
+        blocked = {d.config.name for d in self._digests if d.blocked}
+        live = {n: cs for n, cs in sending.items() if cs}
+        found = bound(live, blocked) if bound and live else {}
         for digest in self._digests:
             name = digest.config.name
             deletes, retired = split(name, self._held.pop(name, []), found)

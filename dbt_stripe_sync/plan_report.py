@@ -115,7 +115,8 @@ def plan_summaries(plans: Sequence[PlanDigest]) -> list[SyncSummary]:
                     "rejected": c["reject"],
                     "api_calls": p.lookup_calls,
                 },
-                unchanged=p.unchanged,
+                # an adopted row is bound with nothing to send: the run counts it unchanged
+                unchanged=p.unchanged + c.get("adopt", 0),
                 message=p.blocked,
                 rejected_rows=p.rejected_rows(),
             )

@@ -110,7 +110,7 @@ def run_syncs(
         for r in (r for wave_runs in runs for r in wave_runs):  # dependents in unselected syncs (F9)
             r.deletes, held = hold_in_run(
                 prep.wh, store.ledger, r.config, prep.relations[r.config.model],
-                [c.name for c in prep.configs], prep.full_refresh, r.deletes,
+                [c.name for c in prep.configs], prep.sync_models, prep.full_refresh, r.deletes,
             )  # fmt: skip
             if held:
                 r.summary.message = "; ".join(filter(None, [r.summary.message, held]))
@@ -379,7 +379,9 @@ def _retire_deletes_bound_elsewhere(
     if not sending:
         return
     try:
-        found = bound_elsewhere(prep.wh, store.ledger, {r.config.name: r.deletes for r in sending})
+        doubted = {r.config.name for r in runs if r.summary.status in ("blocked", "error")}
+        deletes = {r.config.name: r.deletes for r in sending}
+        found = bound_elsewhere(prep.wh, store.ledger, deletes, prep.sync_models, doubted)
     except Exception as exc:  # nothing irreversible is sent unchecked
         reason = redact_all(str(exc))[:200]
         for r in sending:

@@ -87,3 +87,26 @@ def test_a_cancel_that_invoices_now_goes_before_new_pending_items(dbt_project):
     assert _writes(emu) == [("DELETE", f"/v1/subscriptions/{sub_id}"), ("POST", "/v1/invoiceitems")]
     cancel = next(r for r in emu.requests() if r["method"] == "DELETE")
     assert cancel["params"].get("invoice_now") in (True, "true")
+
+
+def test_a_subscriptions_model_removed_from_the_project_holds_no_delete(dbt_project):
+    """The subscriptions model is disabled (gone from the project): its ledger rows can never be synced
+    again, so they hold no customer delete (they used to hold it forever, naming a model that no longer
+    exists); Stripe ends the subscription with the customer."""
+    emu = dbt_project.emulator
+    assert dbt_project.sync("run", "-s", *CHAIN).returncode == 0
+    cus_id = dbt_project.ledger("stripe_customers")["3"]["stripe_id"]
+    dbt_project.edit_schema_yml(
+        "    description: Subscriptions with a plan item and an optional add-on item.\n    config:\n",
+        "    description: Subscriptions with a plan item and an optional add-on item.\n    config:\n"
+        "      enabled: false\n",
+        file="models/billing.yml",
+    )
+    customers = dbt_project.read_seed("raw_customers")
+    dbt_project.write_seed("raw_customers", [r for r in customers if r["user_id"] != "3"])
+    dbt_project.build()
+    emu.clear_requests()
+    proc = dbt_project.sync("run", "-s", "stripe_customers")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "held back" not in proc.stdout
+    assert _writes(emu) == [("DELETE", f"/v1/customers/{cus_id}")]

@@ -8,28 +8,13 @@ import json
 
 import pytest
 
+from tests.support.moves import ada_moves_to as _ada_moves_to
+from tests.support.moves import plan_and_run as _plan_and_run
+from tests.support.moves import plan_rows as _plan_rows
+
 pytestmark = pytest.mark.timeout(300)
 
 N = 60  # more than one send queue's worth, so both syncs still have writes to send together
-
-
-def _plan_and_run(project, tmp_path, *sel: str, code: int = 0) -> tuple[dict, dict]:
-    """`plan --output`, then `run --output` of the same selection: each sync's (status, counts) from
-    both, which must be equal (the README promises `plan` predicts the run), and the plan's JSON."""
-    plan_file, run_file = tmp_path / "plan.json", tmp_path / "run.json"
-    plan = project.sync("plan", *sel, "--output", str(plan_file))
-    assert plan.returncode == code, plan.stdout + plan.stderr
-    project.emulator.clear_requests()
-    run = project.sync("run", *sel, "--output", str(run_file))
-    assert run.returncode == code, run.stdout + run.stderr
-    planned, done = json.loads(plan_file.read_text()), json.loads(run_file.read_text())
-    outcome = {s["model"]: (s["status"], s["counts"]) for s in done["syncs"]}
-    assert {s["model"]: (s["status"], s["counts"]) for s in planned["syncs"]} == outcome
-    return planned, done
-
-
-def _plan_rows(planned: dict, model: str) -> list[dict]:
-    return next(s["rows"] for s in planned["syncs"] if s["model"] == model)
 
 
 def _posts(emu, path: str) -> list[int]:
@@ -111,46 +96,6 @@ def test_a_subscription_is_cancelled_before_its_customer_is_deleted(dbt_project)
     )
     assert (action, outcome, status) == ("cancel", "ok", 200)
     assert request_id == cancel["id"]
-
-
-_LEADS_YML = """
-version: 2
-models:
-  - name: {name}
-    config:
-      meta:
-        stripe_sync:
-          object: customer
-          mode: upsert
-          primary_key: lead_id
-          match: {{field: email, column: email}}
-          fields: {{name: full_name}}
-          delete: delete
-"""
-
-
-def _ada_moves_to(dbt_project, leads: str) -> tuple[tuple[str, ...], str]:
-    """Both customer models synced, then Ada's row leaves stripe_customers and appears in `leads`
-    (matched by email), the models rebuilt: the selection of both, and her customer's ID."""
-    dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
-    dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
-    dbt_project.write_file("models/leads.yml", _LEADS_YML.format(name=leads))
-    dbt_project.build()
-    sel = ("-s", "stripe_customers", leads)
-    assert dbt_project.sync("run", *sel).returncode == 0
-    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
-
-    customers = dbt_project.read_seed("raw_customers")
-    dbt_project.write_seed("raw_customers", [r for r in customers if r["user_id"] != "1"])
-    dbt_project.write_seed(
-        "raw_leads",
-        [
-            {"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"},
-            {"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada, Countess"},
-        ],
-    )
-    dbt_project.build()
-    return sel, ada
 
 
 @pytest.mark.parametrize("leads", ["stripe_leads", "stripe_accounts"])  # synced after / before customers
