@@ -53,7 +53,7 @@ from dbt_stripe_sync.settings import Settings, api_key, load_settings
 from dbt_stripe_sync.start_failure import alert_start_failure
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.tagging import state_marker
-from dbt_stripe_sync.warehouse import Warehouse
+from dbt_stripe_sync.warehouse import Warehouse, file_lock_holder
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _open_warehouse(inv: Invocation) -> Warehouse:
             return wh
         except Exception as exc:
             wh.close()
-            held = _file_lock_holder(exc)
+            held = file_lock_holder(exc)
             if held is None:
                 raise
             if time.monotonic() >= deadline:
@@ -249,17 +249,6 @@ def _open_warehouse(inv: Invocation) -> Warehouse:
                     "raise vars.dbt_stripe_sync.lock_wait_s); nothing was sent by this run"
                 ) from None
             time.sleep(0.5)
-
-
-def _file_lock_holder(exc: BaseException) -> str | None:
-    """`PID 123` when exc is DuckDB refusing a file another process holds, else None."""
-    import re
-
-    text = str(exc)
-    if "Could not set lock on file" not in text and "Conflicting lock" not in text:
-        return None
-    pid = re.search(r"PID (\d+)", text)
-    return f"PID {pid.group(1)}" if pid else "unknown PID"
 
 
 def _referenced(blocks: Sequence[ModelBlock]) -> set[str]:

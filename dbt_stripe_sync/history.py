@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 from dbt_stripe_sync.changelog import CHANGELOG_COLUMNS
 from dbt_stripe_sync.ledger import StateStore
-from dbt_stripe_sync.state_reader import existing_state
+from dbt_stripe_sync.state_reader import chosen_syncs, existing_state
 
 RUN_COLUMNS = (
     "started_at",
@@ -52,6 +52,7 @@ def show_history(
 ) -> int:
     out = out or sys.stdout
     with existing_state(project_dir, profiles_dir, target, cli_vars) as store:
+        models = chosen_syncs(store, models)
         if key is not None:
             names, rows = operations(store, key, models, limit)
             title = f"Operations on row {key}" + (f" of {', '.join(models)}" if models else "")

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.plan_view import natural_key
-from dbt_stripe_sync.state_reader import existing_state
+from dbt_stripe_sync.state_reader import chosen_syncs, existing_state
 
 COUNTS = ("created", "updated", "deleted", "archived", "skipped", "rejected", "api_calls")
 _BAR_COLOURS = {"created": "#2e7d32", "updated": "#1565c0", "deleted": "#c62828", "rejected": "#ef6c00"}
@@ -40,6 +40,7 @@ def write_report(
 ) -> int:
     out = out or sys.stdout
     with existing_state(project_dir, profiles_dir, target, cli_vars) as store:
+        models = chosen_syncs(store, models)
         since = L.utcnow() - dt.timedelta(days=days)
         runs = _runs(store, models, since)
         problems = _problems(store, models)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from argparse import Namespace
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -290,3 +291,12 @@ def _silence_dbt_events() -> None:
 def _first_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:500]
+
+
+def file_lock_holder(exc: BaseException) -> str | None:
+    """`PID 123` when exc is DuckDB refusing a file another process holds, else None."""
+    text = str(exc)
+    if "Could not set lock on file" not in text and "Conflicting lock" not in text:
+        return None
+    pid = re.search(r"PID (\d+)", text)
+    return f"PID {pid.group(1)}" if pid else "unknown PID"

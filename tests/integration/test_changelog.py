@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -286,3 +288,50 @@ def test_a_pending_create_found_by_its_tag_is_logged_as_adopt(dbt_project):
         r["outcome"] == "ok" and r["stripe_id"] == ledger[r["source_key"]]["stripe_id"] for r in adopted
     )
     assert {r["action"] for r in log if r not in adopted} == {"create"}
+
+
+def test_history_and_report_select_as_dbt_does_and_refuse_a_selector_naming_nothing(dbt_project, tmp_path):
+    """`-s` of history and report is dbt's selection (a tag, a wildcard) among the annotated models, or
+    a recorded sync's name; a typo is an error naming the annotated models, not "No run is recorded"."""
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    for selector in ("tag:stripe", "stripe_cust*", "stripe_customers"):
+        runs = dbt_project.sync("history", "-s", selector)
+        assert runs.returncode == 0, runs.stdout + runs.stderr
+        assert "stripe_customers  success" in runs.stdout
+    typo = dbt_project.sync("history", "-s", "stripe_custmers")
+    assert typo.returncode == 2
+    assert "stripe_custmers" in typo.stderr and "models with one: stripe_customers" in typo.stderr
+    assert "No run is recorded" not in typo.stdout
+    page = tmp_path / "r.html"
+    report = dbt_project.sync("report", "-s", "stripe_custmers", "--output", str(page))
+    assert report.returncode == 2 and not page.exists()
+
+
+def test_history_while_a_process_holds_the_duckdb_file_says_so(dbt_project):
+    """DuckDB lets one process open a file: history during a run is told why, not DuckDB's raw lock
+    error (attack 1, F11)."""
+    if dbt_project.target != "duckdb":
+        pytest.skip("DuckDB's one-process file lock")
+    assert dbt_project.sync("run", *SEL).returncode == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_FILE, dbt_project.env["DSS_DUCKDB_PATH"]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        proc = dbt_project.sync("history", *SEL)
+    finally:
+        holder.communicate("", timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"in use by another process (PID {holder.pid})" in proc.stderr
+    assert "IOException" not in proc.stderr and "Conflicting lock" not in proc.stderr
+
+
+HOLD_FILE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
