@@ -395,6 +395,9 @@ def _retire_deletes_bound_elsewhere(
         r.deletes, retired = split_bound(r.config.name, r.deletes, found)
         if retired:
             applier.record_quiet(r.config, retired, r.result)
+            more = f" (and {len(retired) - 1} more)" if len(retired) > 1 else ""
+            note = f"{len(retired)} delete(s) not sent: row {retired[0].key}: {retired[0].reason}{more}"
+            r.summary.message = "; ".join(filter(None, [r.summary.message, note]))
 
 
 def _hold_back_deletes_of_unfinished_dependents(runs: Sequence[_SyncRun]) -> None:

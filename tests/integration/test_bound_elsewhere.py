@@ -34,11 +34,12 @@ def test_a_pending_adoption_keeps_the_customer_from_the_old_models_delete(dbt_pr
     pending = dbt_project.ledger("stripe_leads")["L1"]
     assert (pending["status"], pending["stripe_id"]) == ("pending", None)
 
-    planned, _ = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
+    planned, done = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
     (kept,) = plan_rows(planned, "stripe_customers")
     assert (kept["key"], kept["action"]) == ("1", "rekey")
     assert kept["reason"] == f"moved: a write of stripe_leads row L1 to {ada} is pending; nothing is deleted"
     assert _writes(emu) == []
+    assert done["syncs"][0]["message"] == f"1 delete(s) not sent: row 1: {kept['reason']}"  # the run says so
 
     emu.clear_requests()
     assert dbt_project.sync("run", *sel).returncode == 0
