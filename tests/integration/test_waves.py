@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.support.moves import ada_moves_to as _ada_moves_to
+from tests.support.moves import model_yml
 from tests.support.moves import plan_and_run as _plan_and_run
 from tests.support.moves import plan_rows as _plan_rows
 
@@ -308,22 +309,6 @@ def test_a_price_naming_by_plain_id_a_product_the_run_deletes_is_rejected(dbt_pr
     assert dbt_project.ledger("stripe_products")["gold"]["status"] == "deleted"
 
 
-_PRODUCTS_B_YML = """
-version: 2
-models:
-  - name: {name}
-    config:
-      meta:
-        stripe_sync:
-          object: product
-          mode: upsert
-          primary_key: product_key
-          match: {{field: id, column: product_id}}
-          fields: {{name: name}}
-          delete: delete
-"""
-
-
 @pytest.mark.parametrize("taker", ["stripe_products_b", "stripe_catalog"])  # synced after / before
 def test_a_product_with_prices_moving_to_another_model_is_not_archived(dbt_project, tmp_path, taker):
     """A product with a price cannot be deleted, so the model it leaves would archive it (`active:
@@ -331,7 +316,12 @@ def test_a_product_with_prices_moving_to_another_model_is_not_archived(dbt_proje
     stays active, updated by its new row and tagged with it. `plan` predicts it."""
     dbt_project.write_seed("raw_products_b", [{"product_key": "x", "product_id": "prod_dss_x", "name": "X"}])
     dbt_project.write_file(f"models/{taker}.sql", "select * from {{ ref('raw_products_b') }}\n")
-    dbt_project.write_file("models/products_b.yml", _PRODUCTS_B_YML.format(name=taker))
+    dbt_project.write_file(
+        "models/products_b.yml",
+        model_yml(
+            taker, "product", "product_key", "{field: id, column: product_id}", "{name: name}", "delete"
+        ),
+    )
     dbt_project.build()
     assert dbt_project.sync("run", "-s", "stripe_products", "stripe_prices", taker).returncode == 0
     assert any(p["product"] == "prod_dss_basic" for p in emu_prices(dbt_project))  # so it would be archived

@@ -27,20 +27,20 @@ def plan_rows(planned: dict, model: str) -> list[dict]:
     return next(s["rows"] for s in planned["syncs"] if s["model"] == model)
 
 
-LEADS_YML = """
-version: 2
-models:
-  - name: {name}
-    config:
-      meta:
-        stripe_sync:
-          object: customer
-          mode: upsert
-          primary_key: lead_id
-          match: {{field: email, column: email}}
-          fields: {{name: full_name}}
-          delete: {delete}
-"""
+def model_yml(name: str, object_: str, primary_key: str, match: str, fields: str, delete: str) -> str:
+    """The schema YAML of one more synced model (`match` and `fields` as YAML flow mappings)."""
+    return (
+        f"version: 2\nmodels:\n  - name: {name}\n    config:\n      meta:\n        stripe_sync:\n"
+        f"          object: {object_}\n          mode: upsert\n          primary_key: {primary_key}\n"
+        f"          match: {match}\n          fields: {fields}\n          delete: {delete}\n"
+    )
+
+
+def leads_yml(name: str, delete: str = "delete") -> str:
+    """A second customers model: leads matched to customers by email."""
+    return model_yml(
+        name, "customer", "lead_id", "{field: email, column: email}", "{name: full_name}", delete
+    )
 
 
 def ada_moves_to(dbt_project: Any, leads: str) -> tuple[tuple[str, ...], str]:
@@ -48,7 +48,7 @@ def ada_moves_to(dbt_project: Any, leads: str) -> tuple[tuple[str, ...], str]:
     (matched by email), the models rebuilt: the selection of both, and her customer's ID."""
     dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
     dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
-    dbt_project.write_file("models/leads.yml", LEADS_YML.format(name=leads, delete="delete"))
+    dbt_project.write_file("models/leads.yml", leads_yml(leads))
     dbt_project.build()
     sel = ("-s", "stripe_customers", leads)
     assert dbt_project.sync("run", *sel).returncode == 0
@@ -81,7 +81,7 @@ def both_bind_ada(dbt_project: Any, leads: str, delete: str = "delete") -> str:
         ],
     )
     dbt_project.write_file(f"models/{leads}.sql", "select * from {{ ref('raw_leads') }}\n")
-    dbt_project.write_file("models/leads.yml", LEADS_YML.format(name=leads, delete=delete))
+    dbt_project.write_file("models/leads.yml", leads_yml(leads, delete))
     dbt_project.build()
     assert dbt_project.sync("run", "-s", leads).returncode == 0
     assert dbt_project.ledger(leads)["L1"]["stripe_id"] == ada
