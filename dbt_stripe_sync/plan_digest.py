@@ -18,7 +18,7 @@ import heapq
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -132,6 +132,29 @@ class PlanDigest:
         self._seq = seq
         if run:
             self._spill(run)
+
+    def add_plain_creates(self, keys: Sequence[str], part: int, build: Callable[[int], Change]) -> None:
+        """Creates of one `part` known only by their keys (plain_creates.py): counted, and the i-th
+        built (`build(i)`) only when the sample keeps it. Only for a digest that keeps no rows, rejects
+        or creates (what those keep needs every change built)."""
+        keep = self.keep
+        assert not (keep.rows or keep.creates), "plain creates are only counted"
+        self._counts["create"] += len(keys)
+        seq = self._seq
+        self._seq = seq + len(keys)
+        limit = keep.sample
+        if limit <= 0 or not keys:
+            return
+        kept = self._sample.get("create")
+        if kept is None:
+            kept = self._sample["create"] = []
+        for i, key in enumerate(keys):
+            if len(kept) < limit:
+                heapq.heappush(kept, (_Desc((natural_key(key), part, key, seq + i)), build(i)))  # type: ignore[arg-type]
+                continue
+            order = (natural_key(key), part, key, seq + i)
+            if order < kept[0][0].order:  # type: ignore[attr-defined]
+                heapq.heapreplace(kept, (_Desc(order), build(i)))  # type: ignore[arg-type]
 
     def finish(
         self,
