@@ -51,12 +51,12 @@ def split_plain(
     rows: Sequence[DiffRow],
     mapped: MappedColumns,
     lookups: Lookups,
-    seen_match: dict[str, str],
     repeated: frozenset[str],
 ) -> tuple[list[int], list[int]]:
-    """(the chunk's plain creates, its other rows), as indices into `rows`; each plain create's match
-    email is recorded in `seen_match`, as `_plan_row` records it. `repeated`: match emails more than
-    one row of the model carries (their rows are planned the full way, in key order)."""
+    """(the chunk's plain creates, its other rows), as indices into `rows`. `repeated`: every match email
+    that more than one row of the sync carries; a row with one is planned the full way (the first in
+    key order keeps it), so a plain create's email is the only one of its kind and `_plan_row`'s
+    record of it (`seen_match`) would never be consulted."""
     plain: list[int] = []
     other: list[int] = []
     adopted = lookups.adopted
@@ -70,15 +70,27 @@ def split_plain(
                 other.append(i)
         return plain, other
     column = match.column
+    if not column:
+        return plain, list(range(len(rows)))
     found = lookups.by_email
-    for i, row in enumerate(rows):
-        if row.ledger is None and clean[i] and row.key not in adopted and column:
-            value = row.values.get(column)
-            if value is not None:
-                email = str(value)
-                if email not in repeated and email not in seen_match and not found.get(email):
-                    seen_match[email] = row.key
-                    plain.append(i)
-                    continue
-        other.append(i)
+    emails = [None if v is None else str(v) for v in [row.values.get(column) for row in rows]]
+    if not adopted and not any(found.values()):  # a first sync's usual chunk: no look-up to consult
+        for i, (row, email) in enumerate(zip(rows, emails, strict=True)):
+            if row.ledger is None and clean[i] and email is not None and email not in repeated:
+                plain.append(i)
+            else:
+                other.append(i)
+        return plain, other
+    for i, (row, email) in enumerate(zip(rows, emails, strict=True)):
+        if (
+            row.ledger is None
+            and clean[i]
+            and email is not None
+            and email not in repeated
+            and row.key not in adopted
+            and not found.get(email)
+        ):
+            plain.append(i)
+        else:
+            other.append(i)
     return plain, other

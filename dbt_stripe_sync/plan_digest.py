@@ -148,7 +148,8 @@ class PlanDigest:
         kept = self._sample.get("create")
         if kept is None:
             kept = self._sample["create"] = []
-        for i, key in enumerate(keys):
+        for i in _first_by_number(keys, limit):
+            key = keys[i]
             if len(kept) < limit:
                 heapq.heappush(kept, (_Desc((natural_key(key), part, key, seq + i)), build(i)))  # type: ignore[arg-type]
                 continue
@@ -252,6 +253,21 @@ class PlanDigest:
         for line in fh:
             part, seq, row = json.loads(line)
             yield (natural_key(row["key"]), part, row["key"], seq), row
+
+
+def _first_by_number(keys: Sequence[str], limit: int) -> Sequence[int]:
+    """The keys that may be among the `limit` first in natural order (indices), all but few of them
+    ruled out with no natural_key: when every key is ASCII digits its natural order is its number
+    first, so a key whose number is above the `limit`-th smallest has `limit` keys before it."""
+    joined = "".join(keys)
+    if len(keys) <= limit or not (joined.isascii() and joined.isdigit()):
+        return range(len(keys))
+    try:
+        numbers = list(map(int, keys))
+    except ValueError:  # an empty key among digit ones
+        return range(len(keys))
+    bound = heapq.nsmallest(limit, numbers)[-1]
+    return [i for i, n in enumerate(numbers) if n <= bound]
 
 
 def _params_of(change: Change | DeferredCreate) -> dict[str, Any]:

@@ -174,7 +174,7 @@ def planned_parts(
                 for r in rows
             ]
         if lane:
-            chosen, other = split_plain(config, rows, mapped, lookups, seen_match, repeated)
+            chosen, other = split_plain(config, rows, mapped, lookups, repeated)
             if chosen:
                 counted = [rows[i] for i in chosen]
 

@@ -84,7 +84,7 @@ def _digests(
             continue
         chosen, other = [], list(range(len(rows)))
         if plain_lane(config, adapter):
-            chosen, other = split_plain(config, rows, mapped, lookups, seen_counted, repeated)
+            chosen, other = split_plain(config, rows, mapped, lookups, repeated)
         kept = [rows[i] for i in chosen]
         plain_keys += [r.key for r in kept]
         counted.add_plain_creates(
@@ -131,8 +131,8 @@ def test_counting_plain_creates_gives_the_digest_of_planning_every_row(
     rnd = random.Random(index * 1000 + int(odd * 100) + len(mode))
     chunks = [_rows(config, rnd, 200, odd) for _ in range(3)]
     chunks = [_spread([_keyed(r, f"{c}{r.key}") for r in rows], rnd) for c, rows in enumerate(chunks)]
-    lookups = _lookups([r for c in chunks for r in c], rnd)
-    for sample in (0, 5, 40):
+    found = _lookups([r for c in chunks for r in c], rnd)
+    for lookups, sample in ((found, 0), (found, 40), (Lookups(), 5)):  # Lookups(): a first sync's
         every, counted, plain_keys = _digests(config, chunks, lookups, sample)
         assert counted.to_dict(sample=sample) == every.to_dict(sample=sample)
         assert counted.total == every.total
@@ -146,3 +146,26 @@ def test_syncs_whose_creates_depend_on_more_than_the_row_take_the_full_way() -> 
     assert not plain_lane(_config(4), adapter_for("product"))  # matched on id
     assert not plain_lane(_config(5), adapter_for("price"))  # a product ID in a plain column
     assert not plain_lane(_config(6), adapter_for("invoice_item"))  # conditionally required fields
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [str(n) for n in range(100, 0, -1)],
+        ["7", "07", "007", "10", "2", "0", "00", "12", "3", "70", "8", "9"],  # equal numbers, leading zeros
+        ["7", "07", "x1", "2", "", "10", "3", "4", "5", "6"],  # not all digits: every key is compared
+        ["٣", "1", "2", "3", "4", "5", "6", "7"],  # a non-ASCII digit
+    ],
+)
+def test_the_sample_of_plain_creates_is_the_first_keys_in_natural_order(keys: list[str]) -> None:
+    config = _config(0)
+    adapter, settings = adapter_for("customer"), Settings()
+    rows = [
+        DiffRow(k, "new", f"h{k}", dict(PLAIN_ROW, email=f"u{i}@x.io"), {}, None) for i, k in enumerate(keys)
+    ]
+    every, counted = PlanDigest(config, Keep(5)), PlanDigest(config, Keep(5))
+    every.add([_plan_row(config, adapter, settings, r, Lookups(), {}, {}) for r in rows], PRESENT)
+    counted.add_plain_creates(
+        keys, PRESENT, lambda i: _plan_row(config, adapter, settings, rows[i], Lookups(), {}, {})
+    )  # type: ignore[arg-type,return-value]
+    assert counted.to_dict() == every.to_dict()
