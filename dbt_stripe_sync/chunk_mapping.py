@@ -40,12 +40,55 @@ _NULL = type(None)
 def map_chunk(config: SyncConfig, rows: Sequence[DiffRow]) -> list[MappedFields] | None:
     """Per row: (the payload of its fields, [], True when row_problems would find nothing in the payload
     `_plan_row` checks), as map_row + row_problems give it; None: map these rows one by one."""
+    mapped = map_columns(config, rows)
+    if mapped is None:
+        return None
+    return [(flat, [], ok) for flat, ok in zip(mapped.flats(range(len(rows))), mapped.clean, strict=True)]
+
+
+class MappedColumns:
+    """A chunk's fields mapped column by column: each row's payload is made only when asked (`flats`),
+    so rows that need no payload (a plain create `plan` only counts) never get one."""
+
+    __slots__ = ("clean", "clear", "columns", "nulls_of", "paths")
+
+    def __init__(
+        self, paths: list[str], columns: list[list[Any]], nulls_of: list[list[int]], clear: bool
+    ) -> None:
+        self.paths, self.columns, self.nulls_of, self.clear = paths, columns, nulls_of, clear
+        self.clean: list[bool] = []  # per row: row_problems is known to find nothing (map_columns)
+
+    def flats(self, rows: Sequence[int]) -> list[dict[str, Any]]:
+        """map_row's payload of the fields of each of these rows (indices into the chunk)."""
+        paths = self.paths
+        if not paths:
+            return [{} for _ in rows]
+        every = len(rows) == len(self.columns[0])
+        columns = self.columns if every else [[column[i] for i in rows] for column in self.columns]
+        flats = [dict(zip(paths, vs, strict=True)) for vs in zip(*columns, strict=True)]
+        if not self.clear:  # a null leaves its field out (the other fields keep their order)
+            at = None if every else {r: j for j, r in enumerate(rows)}
+            for path, nulls in zip(paths, self.nulls_of, strict=True):
+                for i in nulls:
+                    j = i if at is None else at.get(i)
+                    if j is not None:
+                        del flats[j][path]
+        return flats
+
+
+def map_columns(config: SyncConfig, rows: Sequence[DiffRow]) -> MappedColumns | None:
+    """The chunk's fields converted column by column, and per row whether row_problems would find
+    nothing (`clean`); None: map these rows one by one (a value a converter refuses)."""
     fields = _fields_of(config)
-    if not rows:
-        return []
-    if not fields:
-        return [({}, [], False) for _ in rows]
     clear = config.on_null == "clear"
+    if not fields:
+        mapped = MappedColumns([], [], [], clear)
+        mapped.clean = [False] * len(rows)
+        return mapped
+    if not rows:
+        return MappedColumns(
+            [path for path, _, _ in fields], [[] for _ in fields], [[] for _ in fields], clear
+        )
     columns: list[list[Any]] = []
     nulls_of: list[list[int]] = []  # per field: the rows whose value is None
     texts: list[bool] = []  # per field: every value in the payload is a str
@@ -59,13 +102,9 @@ def map_chunk(config: SyncConfig, rows: Sequence[DiffRow]) -> list[MappedFields]
         nulls_of.append(nulls)
         texts.append(convert is to_string)  # stable_string's result is always a str
     paths = [path for path, _, _ in fields]
-    flats = [dict(zip(paths, vs, strict=True)) for vs in zip(*columns, strict=True)]
-    if not clear:  # a null leaves its field out (the other fields keep their order)
-        for path, nulls in zip(paths, nulls_of, strict=True):
-            for i in nulls:
-                del flats[i][path]
-    clean = _clean_rows(config, rows, paths, columns, nulls_of, texts, clear)
-    return [(flat, [], ok) for flat, ok in zip(flats, clean, strict=True)]
+    mapped = MappedColumns(paths, columns, nulls_of, clear)
+    mapped.clean = _clean_rows(config, rows, paths, columns, nulls_of, texts, clear)
+    return mapped
 
 
 def _columns(rows: Sequence[DiffRow], wanted: list[str]) -> list[list[Any]]:

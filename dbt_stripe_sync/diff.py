@@ -75,7 +75,7 @@ def run_diff(
     sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, None)
     names, rows = wh.query(sql)
     read = _RowReader(config, names)
-    out = [read(row) for row in rows]
+    out = read.chunk(rows)
     counted = model_row_count(wh, model_relation) if model_rows is None else model_rows
     return DiffResult(rows=out, model_rows=counted)
 
@@ -128,7 +128,7 @@ def stream_diff(
         for partition in parts:
             for names, rows in wh.stream(_diff_sql(*args, part, partition), size):
                 read = read or _RowReader(config, names)
-                yield [read(row) for row in rows]
+                yield read.chunk(rows)
 
     return DiffStream(model_rows, chunks("present"), chunks("deleted") if include_deletes else iter(()))
 
@@ -199,6 +199,41 @@ class _RowReader:
         self.refs = [(r.target, index[f"r{i}"]) for i, r in enumerate(r for r in config.references if r.sync)]
         self.ledger = [(c, index.get(f"_l_{c}")) for c in LEDGER_COLUMNS]
         self.ledger_key = index["_l_source_key"]
+        positions = [index[f"c{i}"] for i in range(len(columns))]
+        consecutive = positions == list(range(positions[0], positions[-1] + 1)) if positions else False
+        # the values as one slice of the row, and no references: a row with no ledger entry is read
+        # inline by `chunk` (most rows of a large diff: a first sync's every row)
+        self.span = (positions[0], positions[-1] + 1) if consecutive and not self.refs else None
+
+    def chunk(self, rows: Sequence[Sequence[Any]]) -> list[DiffRow]:
+        """The DiffRows of a chunk of result rows: each as `self(row)` reads it."""
+        if self.span is None:
+            return [self(row) for row in rows]
+        first, end = self.span
+        key, change, hash_, ledger_key, columns = (
+            self.key,
+            self.change,
+            self.hash,
+            self.ledger_key,
+            self.columns,
+        )
+        new = object.__new__
+        out = []
+        for row in rows:
+            if row[ledger_key] is not None or row[change] == "deleted":
+                out.append(self(row))
+                continue
+            diff_row = new(DiffRow)
+            diff_row.__dict__.update(  # as DiffRow.__init__ sets them (one write: it is frozen)
+                key=row[key],
+                change=row[change],
+                row_hash=row[hash_],
+                values=dict(zip(columns, row[first:end], strict=True)),
+                refs={},
+                ledger=None,
+            )
+            out.append(diff_row)
+        return out
 
     def __call__(self, row: Sequence[Any]) -> DiffRow:
         change = row[self.change]

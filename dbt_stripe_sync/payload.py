@@ -282,8 +282,16 @@ def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
 
 def group_of(path: str) -> str:
     """The top-level field a path belongs to (`address.line1` -> `address`)."""
-    first = split_path(path)[0]
-    return str(first)
+    group = _GROUPS.get(path)
+    if group is None:
+        group = str(split_path(path)[0])
+        if len(_GROUPS) < _GROUPS_KEPT:  # a sync's paths are few: each is parsed once
+            _GROUPS[path] = group
+    return group
+
+
+_GROUPS: dict[str, str] = {}
+_GROUPS_KEPT = 4096
 
 
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> FlatPayload:

@@ -18,7 +18,7 @@ import heapq
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -133,6 +133,30 @@ class PlanDigest:
         if run:
             self._spill(run)
 
+    def add_plain_creates(self, keys: Sequence[str], part: int, build: Callable[[int], Change]) -> None:
+        """Creates of one `part` known only by their keys (plain_creates.py): counted, and the i-th
+        built (`build(i)`) only when the sample keeps it. Only for a digest that keeps no rows, rejects
+        or creates (what those keep needs every change built)."""
+        keep = self.keep
+        assert not (keep.rows or keep.creates), "plain creates are only counted"
+        self._counts["create"] += len(keys)
+        seq = self._seq
+        self._seq = seq + len(keys)
+        limit = keep.sample
+        if limit <= 0 or not keys:
+            return
+        kept = self._sample.get("create")
+        if kept is None:
+            kept = self._sample["create"] = []
+        for i in _first_by_number(keys, limit):
+            key = keys[i]
+            if len(kept) < limit:
+                heapq.heappush(kept, (_Desc((natural_key(key), part, key, seq + i)), build(i)))  # type: ignore[arg-type]
+                continue
+            order = (natural_key(key), part, key, seq + i)
+            if order < kept[0][0].order:  # type: ignore[attr-defined]
+                heapq.heapreplace(kept, (_Desc(order), build(i)))  # type: ignore[arg-type]
+
     def finish(
         self,
         model_rows: int,
@@ -229,6 +253,21 @@ class PlanDigest:
         for line in fh:
             part, seq, row = json.loads(line)
             yield (natural_key(row["key"]), part, row["key"], seq), row
+
+
+def _first_by_number(keys: Sequence[str], limit: int) -> Sequence[int]:
+    """The keys that may be among the `limit` first in natural order (indices), all but few of them
+    ruled out with no natural_key: when every key is ASCII digits its natural order is its number
+    first, so a key whose number is above the `limit`-th smallest has `limit` keys before it."""
+    joined = "".join(keys)
+    if len(keys) <= limit or not (joined.isascii() and joined.isdigit()):
+        return range(len(keys))
+    try:
+        numbers = list(map(int, keys))
+    except ValueError:  # an empty key among digit ones
+        return range(len(keys))
+    bound = heapq.nsmallest(limit, numbers)[-1]
+    return [i for i, n in enumerate(numbers) if n <= bound]
 
 
 def _params_of(change: Change | DeferredCreate) -> dict[str, Any]:

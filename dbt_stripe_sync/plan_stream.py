@@ -32,7 +32,7 @@ from dbt_stripe_sync import diff as D
 from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync import ledger as L
 from dbt_stripe_sync.binding import bind
-from dbt_stripe_sync.chunk_mapping import map_chunk
+from dbt_stripe_sync.chunk_mapping import map_columns
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffResult, DiffRow, DiffStream, stream_diff
 from dbt_stripe_sync.doomed import Doomed
@@ -41,6 +41,7 @@ from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.gc_pause import older_objects_frozen
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.matching import directory_for, gather
+from dbt_stripe_sync.plain_creates import PlainSink, plain_lane, split_plain
 from dbt_stripe_sync.plan import Change, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
 from dbt_stripe_sync.planner import Lookups, _delete_guard, _match_value, _plan_delete, _plan_row, _rekey
@@ -79,6 +80,7 @@ def stream_plan(
             doomed=doomed,
             frozen=frozen,
             defer=True,
+            plain=None if keep.rows or keep.creates else digest.add_plain_creates,
         )
         for changes, part in parts:
             digest.add(sieve(changes) if sieve else changes, part)
@@ -117,12 +119,14 @@ def planned_parts(
     spool: bool = False,
     frozen: ExitStack | None = None,
     defer: bool = False,
+    plain: PlainSink | None = None,
 ) -> Iterator[tuple[list[Change], int]]:
     """The sync's changes, planned a chunk of the diff at a time: (changes, PRESENT | DELETED | RETIRED).
     `totals` is complete once the generator is exhausted. `spool`: read the diff to a temporary file
     first (`run`, which writes the ledger while it plans: see `spooled`). `frozen`: a plan of more than
     one chunk freezes the objects alive in it for the garbage collector (gc_pause.py) until it exits.
-    `defer`: creates come as planner.DeferredCreate (`plan`'s digest builds only those it keeps)."""
+    `defer`: creates come as planner.DeferredCreate (`plan`'s digest builds only those it keeps).
+    `plain`: where the rows only a create can come of go, by key, not planned (plain_creates.py)."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
     with progress.phase(f"{config.model}: diff in the warehouse"):
@@ -147,6 +151,7 @@ def planned_parts(
     seen_match = _OnlyRepeated(repeated)
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
+    lane = plain is not None and plain_lane(config, adapter)
 
     def lookups_for(rows: list[DiffRow], more_coming: bool) -> Lookups:
         part = DiffResult(rows=rows, model_rows=stream.model_rows)
@@ -162,10 +167,34 @@ def planned_parts(
             rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings
-        mapped = map_chunk(config, rows) or [None] * len(rows)  # None: map_row maps each row
+        mapped = map_columns(config, rows)
+        if mapped is None:  # map_row maps each row (and names the value a converter refuses)
+            return [
+                _plan_row(config, adapter, settings, r, lookups, seen_match, rekeyed, token, upcoming, defer)
+                for r in rows
+            ]
+        if lane:
+            chosen, other = split_plain(config, rows, mapped, lookups, repeated)
+            if chosen:
+                counted = [rows[i] for i in chosen]
+
+                def build(i: int) -> Change:  # a kept row, planned the full way
+                    row = counted[i]
+                    return _plan_row(config, adapter, settings, row, lookups, {}, {}, token, upcoming)  # type: ignore[return-value]
+
+                plain([r.key for r in counted], PRESENT, build)  # type: ignore[misc]
+                clean = mapped.clean
+                rows, ok = [rows[i] for i in other], [clean[i] for i in other]
+                flats = mapped.flats(other)
+            else:
+                ok, flats = mapped.clean, mapped.flats(range(len(rows)))
+        else:
+            ok, flats = mapped.clean, mapped.flats(range(len(rows)))
         return [
-            _plan_row(config, adapter, settings, row, lookups, seen_match, rekeyed, token, upcoming, defer, m)
-            for row, m in zip(rows, mapped, strict=True)
+            _plan_row(
+                config, adapter, settings, r, lookups, seen_match, rekeyed, token, upcoming, defer, (f, [], c)
+            )
+            for r, f, c in zip(rows, flats, ok, strict=True)
         ]
 
     set_aside: list[DiffRow] = []  # rows whose match email repeats: planned last, in key order

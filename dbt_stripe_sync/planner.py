@@ -158,8 +158,16 @@ def build_plan(
     full_refresh: str | None = None,  # a token unique to the run: re-send whole payloads (full_refresh.py)
     upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
 ) -> SyncPlan:
-    with older_objects_frozen(len(diff.rows)):  # dbt's objects not re-scanned per row (gc_pause.py)
+    rows = len(diff.rows)  # dbt's objects not re-scanned per row (gc_pause.py), in a plan worth it
+    with older_objects_frozen(rows if rows >= WHOLE_PLAN_FREEZE_ROWS else 0):
         return _build_plan(config, adapter, settings, diff, lookups, live_objects, full_refresh, upcoming)
+
+
+# A plan built whole freezes dbt's objects from this many rows on: the full collection first costs
+# ~0.1-0.5 s on dbt's heap, and planning 10,000 changed rows (1 % of a 1M-row model) took longer
+# frozen than not (benchmarks/README.md, the diff section)
+WHOLE_PLAN_FREEZE_ROWS = 20_000
+_MAP_ROWS = 5_000  # rows mapped column by column at a time (chunk_mapping.py)
 
 
 def _build_plan(
@@ -176,13 +184,18 @@ def _build_plan(
     warnings: list[str] = []
     seen_match: dict[str, str] = {}  # match value -> key of the first row using it in this plan
     rekeyed: dict[str, tuple[str, str]] = {}  # stripe id -> (old key, new key): moved, never deleted
-    for row in diff.rows:
-        if row.change != "deleted":
-            changes.append(
-                _plan_row(
-                    config, adapter, settings, row, lookups, seen_match, rekeyed, full_refresh, upcoming
-                )
+    from dbt_stripe_sync.chunk_mapping import map_chunk  # it maps with this module's converters
+
+    present = [row for row in diff.rows if row.change != "deleted"]
+    for start in range(0, len(present), _MAP_ROWS):
+        rows = present[start : start + _MAP_ROWS]
+        mapped = map_chunk(config, rows) or [None] * len(rows)  # None: map_row maps each row
+        changes += [
+            _plan_row(
+                config, adapter, settings, row, lookups, seen_match, rekeyed, full_refresh, upcoming, False, m
             )
+            for row, m in zip(rows, mapped, strict=True)
+        ]
     leaving = {row.key for row in diff.rows if row.change == "deleted"}
     for row in diff.rows:
         if row.change == "deleted":
