@@ -210,6 +210,7 @@ class Applier:
         *,
         only_burnt: bool = False,
         gone: Callable[[], set[str]] | None = None,
+        kept: Callable[[list[Change]], list[Change]] | None = None,
     ) -> int:
         """Finish the writes left pending (by a killed run, or an outcome Stripe left unknown).
 
@@ -229,6 +230,8 @@ class Applier:
             pending = [e for e in pending if json.loads(e.pending_json or "{}").get("key_burnt")]
         if not pending:
             return 0
+        if kept is not None:  # a pending delete of an object another row holds now is not re-sent
+            pending = self._retire_kept_deletes(config, pending, kept, result)
         window = dt.timedelta(hours=self.settings.idempotency_window_hours)
         gone_keys = gone() if gone is not None else set()
         same_key: list[Change] = []
@@ -278,6 +281,29 @@ class Applier:
         self._send_in_batches(config, adapter, same_key, result, checkpoint=False)
         self._send_in_batches(config, adapter, new_key, result)  # the new key is checkpointed first
         return len(pending)
+
+    def _retire_kept_deletes(
+        self,
+        config: SyncConfig,
+        pending: list[LedgerEntry],
+        kept: Callable[[list[Change]], list[Change]],
+        result: SyncResult,
+    ) -> list[LedgerEntry]:
+        """The pending writes still to finish: a pending delete whose object another row is bound to
+        now (bound_elsewhere.py, `kept` gives their retirements) is retired instead of re-sent; when
+        that cannot be checked, every pending delete waits (a delete cannot be taken back)."""
+        deletes = [change_from_pending(e) for e in pending if e.pending_op == "delete"]
+        if not deletes:
+            return pending
+        try:
+            retired = kept(deletes)
+        except Exception as exc:
+            log.warning("%s: pending deletes wait: could not check other rows bound to them (%s)",
+                        config.name, redact_all(str(exc))[:200])  # fmt: skip
+            return [e for e in pending if e.pending_op != "delete"]
+        self.record_quiet(config, retired, result)
+        done = {c.key for c in retired}
+        return [e for e in pending if e.source_key not in done]
 
     def _find_created(
         self, config: SyncConfig, adapter: StripeObject, candidates: Sequence[tuple[LedgerEntry, Change]]
@@ -510,6 +536,9 @@ class Applier:
         return base.evolve(
             object_type=config.object,
             status=L.FAILED,
+            # a matched row's first update that failed stays bound to the object it matched: it is
+            # retried on it, and holds it against other models' deletes (bound_elsewhere.py)
+            stripe_id=base.stripe_id or (change.stripe_id if change.action == "update" else None),
             pending_op=None,
             pending_json=None,
             attempt_hash=change.row_hash,

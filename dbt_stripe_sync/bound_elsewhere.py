@@ -9,8 +9,9 @@ that row unchanged.
 
 So before any delete is sent (and in `plan`, so it predicts the run), the ledger is asked, in SQL,
 for rows of other syncs bound to the same Stripe ID. A row holds the object when
-- its ledger status is live (synced, pending, failed), or it is a pending write aimed at the object
-  (a matched update killed before its outcome was recorded has no Stripe ID yet, only its target);
+- its ledger status is live (synced, pending, failed) or rejected (its new values were refused, the
+  object is still its own), or it is a pending write aimed at the object (a matched update killed
+  before its outcome was recorded has no Stripe ID yet, only its target);
 - its sync is still a model of the project (a removed or renamed model's rows hold nothing), and
   its row is still in that model — unless that sync's deletes were blocked in this run, whose model
   is in doubt (a row that left a `delete: nothing` model is left alone, it does not veto others);
@@ -32,6 +33,8 @@ from dbt_stripe_sync.plan import Change
 from dbt_stripe_sync.warehouse import Warehouse
 
 _BATCH = 500  # Stripe IDs (or row keys) per look-up query
+# a rejected row keeps its Stripe ID: its new values are refused, the object is still its own
+_BINDING = (*L.LIVE, L.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,9 @@ def _live_rows(wh: Warehouse, ledger_relation: str, ids: Sequence[str]) -> list[
         sql = (
             f"select sync_name, source_key, stripe_id, status from {ledger_relation} as bound_rows "
             f"where stripe_id in ({', '.join([p] * len(batch))}) "
-            f"and status in ({', '.join([p] * len(L.LIVE))})"
+            f"and status in ({', '.join([p] * len(_BINDING))})"
         )
-        _, found = wh.query(sql, [*batch, *L.LIVE])
+        _, found = wh.query(sql, [*batch, *_BINDING])
         rows += [
             (str(s), str(k), str(sid), "pending" if st == L.PENDING else "synced") for s, k, sid, st in found
         ]

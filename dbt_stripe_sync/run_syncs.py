@@ -291,6 +291,11 @@ def _plan_and_queue(
             run.adapter,
             result,
             gone=lambda: store.pending_keys_not_in(config.name, relation, config.primary_key),
+            kept=lambda deletes: split_bound(
+                config.name,
+                deletes,
+                bound_elsewhere(prep.wh, store.ledger, {config.name: deletes}, prep.sync_models),
+            )[1],
         )
         # rows a recovered write finished are not in the diff, so not "unchanged" either; a recovered
         # delete (deleted, archived, left) is of a row that left the model: it was never counted there

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from dbt_stripe_sync.crashpoints import ENV as CRASH_ENV
-from tests.support.moves import ada_moves_to, both_bind_ada, plan_and_run, plan_rows, without
+from tests.support.moves import ada_moves_to, both_bind_ada, model_yml, plan_and_run, plan_rows, without
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -142,3 +142,86 @@ def test_two_rows_leaving_one_customer_send_one_delete(dbt_project, tmp_path):
     emu.clear_requests()
     assert dbt_project.sync("run", "-s", "stripe_customers", "stripe_leads").returncode == 0
     assert _writes(emu) == []
+
+
+def test_a_holder_row_rejected_in_the_same_run_still_keeps_the_customer(dbt_project, tmp_path):
+    """Attack 6, finding 1: Ada leaves stripe_customers while her lead row stays but gets an invalid
+    email. The lead row is rejected (its new values are refused), yet its customer is still its own: the
+    old model's delete is retired, in `plan` and in the run (it used to be sent by the run alone)."""
+    ada = both_bind_ada(dbt_project, "stripe_leads")
+    emu = dbt_project.emulator
+    leads = dbt_project.read_seed("raw_leads")
+    dbt_project.write_seed(
+        "raw_leads", [{**r, "email": "not-an-email"} if r["lead_id"] == "L1" else r for r in leads]
+    )
+    without(dbt_project, "raw_customers", "user_id", "1")
+    dbt_project.build()
+    planned, _ = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers", "stripe_leads", code=1)
+    (kept,) = plan_rows(planned, "stripe_customers")
+    assert (kept["key"], kept["action"]) == ("1", "rekey")
+    assert _writes(emu) == []
+    lead = dbt_project.ledger("stripe_leads")["L1"]
+    assert (lead["status"], lead["stripe_id"]) == ("rejected", ada)
+    assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
+
+
+def test_a_pending_delete_is_not_resent_once_another_row_holds_the_customer(dbt_project):
+    """Attack 6, finding 2: the old model's delete of Ada's customer gets 500s and stays pending; her
+    row then comes back into stripe_leads, which still holds her customer. Recovery retires the pending
+    delete instead of re-sending it."""
+    ada = both_bind_ada(dbt_project, "stripe_leads", delete="nothing")
+    emu = dbt_project.emulator
+    leads = dbt_project.read_seed("raw_leads")
+    without(dbt_project, "raw_leads", "lead_id", "L1")
+    without(dbt_project, "raw_customers", "user_id", "1")
+    dbt_project.build()
+    emu.set_faults(error_rate=1.0)  # the DELETE is answered 500: its outcome is unknown, it stays pending
+    proc = dbt_project.sync("run", "-s", "stripe_customers", "--vars", "{dbt_stripe_sync: {max_retries: 0}}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert dbt_project.ledger("stripe_customers")["1"]["status"] == "pending"
+    emu.set_faults(error_rate=0.0)
+    dbt_project.write_seed("raw_leads", leads)  # her lead row is back
+    dbt_project.build()
+    emu.clear_requests()
+    proc = dbt_project.sync("run", "-s", "stripe_customers")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _writes(emu) == []
+    old = dbt_project.ledger("stripe_customers")["1"]
+    assert old["status"] == "deleted" and "still synced by stripe_leads row L1" in old["last_error"]
+    assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
+
+
+def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
+    """Attack 6, findings 3 and 4: a lead row matches Ada's customer by email, and Stripe refuses its
+    update (45 more metadata keys overflow the customer's 50). The failed row stays bound to her
+    customer: retried on it, and holding it against `run -s stripe_customers`'s delete (it used to
+    forget the match, so the delete went out and the next run created her again)."""
+    extra = [f"m{i}" for i in range(45)]
+    dbt_project.build()
+    assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
+    ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
+    emu = dbt_project.emulator
+    dbt_project.write_seed(
+        "raw_leads", [{"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada Lovelace"}]
+    )
+    columns = ", ".join(f"'v' as {m}" for m in extra)
+    dbt_project.write_file(
+        "models/stripe_leads.sql", f"select *, {columns} from {{{{ ref('raw_leads') }}}}\n"
+    )
+    fields = "{name: full_name, " + ", ".join(f"metadata.{m}: {m}" for m in extra) + "}"
+    email = "{field: email, column: email}"
+    dbt_project.write_file(
+        "models/leads.yml", model_yml("stripe_leads", "customer", "lead_id", email, fields, "delete")
+    )
+    dbt_project.build()
+    assert dbt_project.sync("run", "-s", "stripe_leads").returncode == 1
+    lead = dbt_project.ledger("stripe_leads")["L1"]
+    assert (lead["status"], lead["stripe_id"]) == ("failed", ada)
+
+    without(dbt_project, "raw_customers", "user_id", "1")
+    dbt_project.build()
+    emu.clear_requests()
+    planned, _ = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
+    assert [(r["key"], r["action"]) for r in plan_rows(planned, "stripe_customers")] == [("1", "rekey")]
+    assert _writes(emu) == []
+    assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
