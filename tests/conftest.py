@@ -34,6 +34,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("warehouse", _warehouses(metafunc.config))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (a minute or more each) run first, so that with several workers
+    (scripts/test: `-n 2 --dist worksteal`) the short tests fill in around them and no worker is left
+    running a long one alone at the end. A stable sort: the order is otherwise unchanged."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def project_template(tmp_path_factory):
     return DbtProject.template(tmp_path_factory.mktemp("template") / "project")
