@@ -708,7 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--full", action="store_true", help="1M-row plan, memory and diff scenarios")
     size.add_argument("--smoke", action="store_true", help="tiny sizes and 5 ms latency (CI)")
-    parser.add_argument("--only", help="run one scenario only (e.g. connect)")
+    parser.add_argument(
+        "--only",
+        help="run these scenarios only, comma-separated (e.g. connect; fixed cost needs writes and reads)",
+    )
     args = parser.parse_args(argv)
     sizes = FULL if args.full else SMOKE if args.smoke else DEFAULT
     started = time.perf_counter()
@@ -724,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
             ("memory and diff", lambda: memory_and_diff(sizes, tmp)),
             ("run memory", lambda: run_memory(sizes, tmp)),
         ):
-            if args.only and args.only != name:
+            if args.only and name not in args.only.split(","):
                 continue
             t0 = time.perf_counter()
             rows += step()

@@ -58,6 +58,7 @@ SYNCS: dict[str, tuple[str, str, str]] = {
 }
 
 
+@pytest.mark.slow
 def test_chain_of_2000_rows_under_faults_ends_exact(dbt_project, warehouse):
     if warehouse == "postgres" and not os.environ.get("DSS_SLOW_TESTS"):
         # It passes there too (~3.6 min); the SQL it exercises is covered on PostgreSQL by the
