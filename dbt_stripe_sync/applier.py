@@ -140,6 +140,13 @@ def change_from_pending(entry: LedgerEntry) -> Change:
     )
 
 
+def _aimed_at(base: LedgerEntry, change: Change) -> str | None:
+    """For a failed first update of a matched row: the object it was aimed at, else None."""
+    if base.stripe_id is not None or change.action != "update" or not change.stripe_id:
+        return None
+    return json.dumps({"action": "update", "stripe_id": change.stripe_id})
+
+
 def _kept_payload(change: Change, written: WriteResult) -> str:
     """What Stripe accepted, plus what the adapter keeps beside it (a subscription's item IDs)."""
     return to_json({**change.full, **(written.keep or {})})
@@ -536,11 +543,11 @@ class Applier:
         return base.evolve(
             object_type=config.object,
             status=L.FAILED,
-            # a matched row's first update that failed stays bound to the object it matched: it is
-            # retried on it, and holds it against other models' deletes (bound_elsewhere.py)
-            stripe_id=base.stripe_id or (change.stripe_id if change.action == "update" else None),
             pending_op=None,
-            pending_json=None,
+            # a matched row's first update, refused: the row is not bound (it is matched again next
+            # run, and never deletes an object nothing of it reached), but the object it aims at is
+            # kept from other models' deletes meanwhile (bound_elsewhere.py)
+            pending_json=_aimed_at(base, change),
             attempt_hash=change.row_hash,
             idempotency_key=None,
             last_error=reason[:2000],

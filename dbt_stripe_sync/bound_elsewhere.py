@@ -11,7 +11,7 @@ So before any delete is sent (and in `plan`, so it predicts the run), the ledger
 for rows of other syncs bound to the same Stripe ID. A row holds the object when
 - its ledger status is live (synced, pending, failed) or rejected (its new values were refused, the
   object is still its own), or it is a pending write aimed at the object (a matched update killed
-  before its outcome was recorded has no Stripe ID yet, only its target);
+  before its outcome was recorded, or refused by Stripe, has no Stripe ID yet, only its target);
 - its sync is still a model of the project (a removed or renamed model's rows hold nothing), and
   its row is still in that model — unless that sync's deletes were blocked in this run, whose model
   is in doubt (a row that left a `delete: nothing` model is left alone, it does not veto others);
@@ -48,8 +48,9 @@ class SyncModel:
 
 @dataclass(frozen=True)
 class Holder:
-    """A row bound to an object a delete is planned for: `how` is "synced", "pending" (a write aimed
-    at it is not confirmed yet) or "deleting" (this run deletes it with another row)."""
+    """A row bound to an object a delete is planned for: `how` is its ledger status (synced, pending,
+    failed, rejected), "refused" (a matched row whose first update Stripe refused) or "deleting" (this
+    run deletes it with another row)."""
 
     sync: str
     key: str
@@ -109,29 +110,27 @@ def _live_rows(wh: Warehouse, ledger_relation: str, ids: Sequence[str]) -> list[
             f"and status in ({', '.join([p] * len(_BINDING))})"
         )
         _, found = wh.query(sql, [*batch, *_BINDING])
-        rows += [
-            (str(s), str(k), str(sid), "pending" if st == L.PENDING else "synced") for s, k, sid, st in found
-        ]
+        rows += [(str(s), str(k), str(sid), str(st)) for s, k, sid, st in found]
     return rows
 
 
 def _pending_aimed_at(wh: Warehouse, ledger_relation: str, ids: set[str]) -> list[tuple[str, str, str, str]]:
-    """Pending writes with no Stripe ID yet whose target is one of `ids` (a matched update or adoption
-    checkpointed, then killed): few rows, left by interrupted runs, read whole."""
+    """Writes with no Stripe ID yet whose target is one of `ids`: a matched update checkpointed, then
+    killed (pending), or refused by Stripe (failed; applier._aimed_at). Few rows, read whole."""
     p = wh.placeholder
     _, found = wh.query(
-        f"select sync_name, source_key, pending_json from {ledger_relation} as pending_rows "
-        f"where status = {p} and stripe_id is null and pending_json is not null",
-        [L.PENDING],
+        f"select sync_name, source_key, pending_json, status from {ledger_relation} as pending_rows "
+        f"where status in ({p}, {p}) and stripe_id is null and pending_json is not null",
+        [L.PENDING, L.FAILED],
     )
     rows = []
-    for sync, key, pending in found:
+    for sync, key, pending, status in found:
         try:
             target = json.loads(str(pending)).get("stripe_id")
         except (ValueError, AttributeError):
             continue
         if isinstance(target, str) and target in ids:
-            rows.append((str(sync), str(key), target, "pending"))
+            rows.append((str(sync), str(key), target, "pending" if status == L.PENDING else "refused"))
     return rows
 
 
@@ -169,6 +168,11 @@ def moved(delete: Change, holder: Holder) -> Change:
         return retirement(delete, f"{sid} is deleted once, by {row}")
     if holder.how == "pending":
         return retirement(delete, f"moved: a write of {row} to {sid} is pending; nothing is deleted")
+    if holder.how == "refused":
+        return retirement(delete, f"moved: {row} matched {sid} (its update is retried); nothing is deleted")
+    if holder.how in (L.FAILED, L.REJECTED):
+        why = "its last write was refused"
+        return retirement(delete, f"moved: {sid} is still bound to {row} ({why}); nothing is deleted")
     return retirement(delete, f"moved: {sid} is still synced by {row}; nothing is deleted")
 
 

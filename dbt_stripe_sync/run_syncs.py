@@ -291,11 +291,7 @@ def _plan_and_queue(
             run.adapter,
             result,
             gone=lambda: store.pending_keys_not_in(config.name, relation, config.primary_key),
-            kept=lambda deletes: split_bound(
-                config.name,
-                deletes,
-                bound_elsewhere(prep.wh, store.ledger, {config.name: deletes}, prep.sync_models),
-            )[1],
+            kept=lambda deletes: _kept_pending_deletes(prep, store, run, deletes),
         )
         # rows a recovered write finished are not in the diff, so not "unchanged" either; a recovered
         # delete (deleted, archived, left) is of a row that left the model: it was never counted there
@@ -400,9 +396,26 @@ def _retire_deletes_bound_elsewhere(
         r.deletes, retired = split_bound(r.config.name, r.deletes, found)
         if retired:
             applier.record_quiet(r.config, retired, r.result)
-            more = f" (and {len(retired) - 1} more)" if len(retired) > 1 else ""
-            note = f"{len(retired)} delete(s) not sent: row {retired[0].key}: {retired[0].reason}{more}"
-            r.summary.message = "; ".join(filter(None, [r.summary.message, note]))
+            _note_retired(r, retired, "delete(s) not sent")
+
+
+def _kept_pending_deletes(
+    prep: Prepared, store: StateStore, run: _SyncRun, deletes: list[Change]
+) -> list[Change]:
+    """The retirements of those of a sync's pending deletes whose object another row holds now
+    (bound_elsewhere.py), named in the sync's summary."""
+    name = run.config.name
+    found = bound_elsewhere(prep.wh, store.ledger, {name: deletes}, prep.sync_models)
+    _, retired = split_bound(name, deletes, found)
+    _note_retired(run, retired, "pending delete(s) not re-sent")
+    return retired
+
+
+def _note_retired(run: _SyncRun, retired: Sequence[Change], what: str) -> None:
+    if retired:
+        more = f" (and {len(retired) - 1} more)" if len(retired) > 1 else ""
+        note = f"{len(retired)} {what}: row {retired[0].key}: {retired[0].reason}{more}"
+        run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
 
 
 def _hold_back_deletes_of_unfinished_dependents(runs: Sequence[_SyncRun]) -> None:

@@ -193,9 +193,10 @@ def test_a_pending_delete_is_not_resent_once_another_row_holds_the_customer(dbt_
 
 def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
     """Attack 6, findings 3 and 4: a lead row matches Ada's customer by email, and Stripe refuses its
-    update (45 more metadata keys overflow the customer's 50). The failed row stays bound to her
-    customer: retried on it, and holding it against `run -s stripe_customers`'s delete (it used to
-    forget the match, so the delete went out and the next run created her again)."""
+    update (45 more metadata keys overflow the customer's 50). The failed row keeps her customer from
+    `run -s stripe_customers`'s delete (it used to forget the match, so the delete went out and the next
+    run created her again). It is not bound, though (attack 7): nothing of it reached her customer, so
+    when it leaves its model, it deletes nothing."""
     extra = [f"m{i}" for i in range(45)]
     dbt_project.build()
     assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
@@ -216,12 +217,23 @@ def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
     dbt_project.build()
     assert dbt_project.sync("run", "-s", "stripe_leads").returncode == 1
     lead = dbt_project.ledger("stripe_leads")["L1"]
-    assert (lead["status"], lead["stripe_id"]) == ("failed", ada)
+    assert (lead["status"], lead["stripe_id"]) == ("failed", None)
 
     without(dbt_project, "raw_customers", "user_id", "1")
     dbt_project.build()
     emu.clear_requests()
     planned, _ = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
-    assert [(r["key"], r["action"]) for r in plan_rows(planned, "stripe_customers")] == [("1", "rekey")]
+    (kept,) = plan_rows(planned, "stripe_customers")
+    assert (kept["key"], kept["action"]) == ("1", "rekey")
+    assert (
+        kept["reason"]
+        == f"moved: stripe_leads row L1 matched {ada} (its update is retried); nothing is deleted"
+    )
     assert _writes(emu) == []
+    assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
+    dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
+    dbt_project.build()
+    emu.clear_requests()
+    dbt_project.sync("run", "-s", "stripe_leads")
+    assert ("DELETE", f"/v1/customers/{ada}") not in _writes(emu)  # L1 left: it deletes nothing
     assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
