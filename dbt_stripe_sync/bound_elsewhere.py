@@ -68,8 +68,8 @@ def bound_elsewhere(
     doubted: Collection[str] = (),
 ) -> Bound:
     """Each planned delete (by sync name) that must not be sent, with the row that holds its object.
-    `project`: every sync of the project (selected or not); `doubted`: syncs whose deletes were
-    blocked in this run, whose rows count as present even when they left their model."""
+    `project`: every sync of the project (selected or not); `doubted`: syncs blocked by their delete
+    guard or failed in this run, whose rows count as present even when they left their model."""
     ids = sorted({c.stripe_id for cs in deletes.values() for c in cs if c.stripe_id})
     if not ids:
         return {}
