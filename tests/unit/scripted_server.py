@@ -131,9 +131,12 @@ def _make_handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 elif reply.action == "drop":
                     self._drop()
                 else:
+                    # stamped before the answer leaves: a client holding a lock sends its next
+                    # request as soon as it reads this one, before this thread would run again
+                    rec.finished = time.monotonic()
                     self._respond(reply)
             finally:
-                rec.finished = time.monotonic()
+                rec.finished = rec.finished or time.monotonic()
 
         def _drop(self) -> None:
             self.close_connection = True
