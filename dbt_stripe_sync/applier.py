@@ -217,7 +217,7 @@ class Applier:
         *,
         only_burnt: bool = False,
         gone: Callable[[], set[str]] | None = None,
-        kept: Callable[[list[Change]], list[Change]] | None = None,
+        kept: Callable[[list[Change]], tuple[list[Change], list[Change]]] | None = None,
     ) -> int:
         """Finish the writes left pending (by a killed run, or an outcome Stripe left unknown).
 
@@ -293,23 +293,24 @@ class Applier:
         self,
         config: SyncConfig,
         pending: list[LedgerEntry],
-        kept: Callable[[list[Change]], list[Change]],
+        kept: Callable[[list[Change]], tuple[list[Change], list[Change]]],
         result: SyncResult,
     ) -> list[LedgerEntry]:
         """The pending writes still to finish: a pending delete whose object another row is bound to
-        now (bound_elsewhere.py, `kept` gives their retirements) is retired instead of re-sent; when
+        now (bound_elsewhere.py, `kept` gives their retirements) is retired instead of re-sent; one
+        whose object a row is only aimed at (`kept`'s held) stays pending, planned again next run; when
         that cannot be checked, every pending delete waits (a delete cannot be taken back)."""
         deletes = [change_from_pending(e) for e in pending if e.pending_op == "delete"]
         if not deletes:
             return pending
         try:
-            retired = kept(deletes)
+            retired, held = kept(deletes)
         except Exception as exc:
             log.warning("%s: pending deletes wait: could not check other rows bound to them (%s)",
                         config.name, redact_all(str(exc))[:200])  # fmt: skip
             return [e for e in pending if e.pending_op != "delete"]
         self.record_quiet(config, retired, result)
-        done = {c.key for c in retired}
+        done = {c.key for c in [*retired, *held]}
         return [e for e in pending if e.source_key not in done]
 
     def _find_created(

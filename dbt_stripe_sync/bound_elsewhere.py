@@ -16,9 +16,18 @@ for rows of other syncs bound to the same Stripe ID. A row holds the object when
   its row is still in that model — unless that sync's deletes were blocked in this run, whose model
   is in doubt (a row that left a `delete: nothing` model is left alone, it does not veto others);
 - this run does not delete it itself.
-Such a delete becomes the retirement of its row (`rekey`, "moved: ..."), as an in-run takeover does.
-A delete cannot be taken back; keeping is the safe side. Two rows of this run deleting one object
-send one DELETE: the other row is retired as deleted with it.
+A row bound to the object (synced, failed, rejected) takes it over: the delete becomes the retirement of
+its own row (`rekey`, "moved: ..."), as an in-run takeover does. A row only aimed at it (pending, or
+refused) may never bind to it — its email may change, it may leave — so the delete is held instead:
+not sent, not retired, planned again by every run until that row binds (then it is retired) or stops
+aiming at the object (then it is sent). A delete cannot be taken back; keeping is the safe side, and
+holding keeps the delete's owner until someone else owns the object. Two rows of this run deleting one
+object send one DELETE: the other row is retired as deleted with it.
+
+`plan` reads the ledger as the last run left it. Of a sync it plans again (`replanned`), a refused row
+is matched again by this plan (an in-run takeover, doomed.py, if it finds the same object), so its
+stale target is not read; a pending write is finished first by the run (recovery), so it is shown as
+the binding it becomes.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from dbt_stripe_sync.warehouse import Warehouse
 _BATCH = 500  # Stripe IDs (or row keys) per look-up query
 # a rejected row keeps its Stripe ID: its new values are refused, the object is still its own
 _BINDING = (*L.LIVE, L.REJECTED)
+# holders only aimed at the object, not bound to it: they hold a delete back, never retire it
+AIMED = frozenset({"awaiting", "refused"})
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,18 @@ class SyncModel:
 @dataclass(frozen=True)
 class Holder:
     """A row bound to an object a delete is planned for: `how` is its ledger status (synced, pending,
-    failed, rejected), "refused" (a matched row whose first update Stripe refused) or "deleting" (this
-    run deletes it with another row)."""
+    failed, rejected), or, for a row only aimed at it, "awaiting" (a matched row's first update, pending
+    with no Stripe ID yet) or "refused" (that update refused by Stripe); or "deleting" (this run deletes
+    it with another row) or "taking" (this run's takeover whose write did not land)."""
 
     sync: str
     key: str
     how: str
+
+    @property
+    def holds_back(self) -> bool:
+        """Whether the delete waits (planned again next run) rather than being retired for good."""
+        return self.how in AIMED or self.how == "taking"
 
 
 Bound = dict[tuple[str, str], Holder]  # (sync, key) of a delete -> the row that keeps it from sending
@@ -66,23 +83,29 @@ def bound_elsewhere(
     deletes: Mapping[str, Sequence[Change]],
     project: Mapping[str, SyncModel],
     doubted: Collection[str] = (),
+    replanned: Collection[str] = (),
 ) -> Bound:
     """Each planned delete (by sync name) that must not be sent, with the row that holds its object.
     `project`: every sync of the project (selected or not); `doubted`: syncs blocked by their delete
-    guard or failed in this run, whose rows count as present even when they left their model."""
+    guard or failed in this run, whose rows count as present even when they left their model;
+    `replanned`: syncs `plan` plans again, whose refused rows' recorded targets it does not read."""
     ids = sorted({c.stripe_id for cs in deletes.values() for c in cs if c.stripe_id})
     if not ids:
         return {}
     deleting = {(sync, c.key) for sync, cs in deletes.items() for c in cs}
-    candidates = _live_rows(wh, ledger_relation, ids) + _pending_aimed_at(wh, ledger_relation, set(ids))
+    candidates = bound_rows(wh, ledger_relation, ids) + _pending_aimed_at(wh, ledger_relation, set(ids))
     candidates = [
-        (s, k, sid, how) for s, k, sid, how in candidates if (s, k) not in deleting and s in project
+        (s, k, sid, _as_replanned(how) if s in replanned else how)
+        for s, k, sid, how in candidates
+        if (s, k) not in deleting and s in project and not (how == "refused" and s in replanned)
     ]
     present = _still_in_models(wh, project, {(s, k) for s, k, _, _ in candidates if s not in doubted})
     holders: dict[str, list[Holder]] = {}
     for sync, key, stripe_id, how in sorted(set(candidates)):
         if sync in doubted or (sync, key) in present:
             holders.setdefault(stripe_id, []).append(Holder(sync, key, how))
+    for found_here in holders.values():  # a row bound to the object first: it takes the delete over
+        found_here.sort(key=lambda h: h.holds_back)
     found: Bound = {}
     senders: dict[str, tuple[str, str]] = {}  # stripe ID -> the one row of this run that deletes it
     for sync, changes in sorted(deletes.items()):
@@ -99,7 +122,14 @@ def bound_elsewhere(
     return found
 
 
-def _live_rows(wh: Warehouse, ledger_relation: str, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
+def _as_replanned(how: str) -> str:
+    """A holder of a sync `plan` plans again, as the run will find it once that sync has run."""
+    return L.SYNCED if how == "awaiting" else how
+
+
+def bound_rows(wh: Warehouse, ledger_relation: str, ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """(sync, key, Stripe ID, status) of every ledger row bound to one of `ids`."""
+    ids = sorted(set(ids))
     p = wh.placeholder
     rows: list[tuple[str, str, str, str]] = []
     for start in range(0, len(ids), _BATCH):
@@ -130,7 +160,7 @@ def _pending_aimed_at(wh: Warehouse, ledger_relation: str, ids: set[str]) -> lis
         except (ValueError, AttributeError):
             continue
         if isinstance(target, str) and target in ids:
-            rows.append((str(sync), str(key), target, "pending" if status == L.PENDING else "refused"))
+            rows.append((str(sync), str(key), target, "awaiting" if status == L.PENDING else "refused"))
     return rows
 
 
@@ -162,22 +192,56 @@ def _still_in_models(
 
 
 def moved(delete: Change, holder: Holder) -> Change:
-    """The delete of a row whose object `holder` keeps, as the retirement of the row."""
+    """The delete of a row whose object `holder` is bound to, as the retirement of the row."""
     sid, row = delete.stripe_id, f"{holder.sync} row {holder.key}"
     if holder.how == "deleting":
         return retirement(delete, f"{sid} is deleted once, by {row}")
-    if holder.how == "pending":
+    if holder.how == L.PENDING:
         return retirement(delete, f"moved: a write of {row} to {sid} is pending; nothing is deleted")
-    if holder.how == "refused":
-        return retirement(delete, f"moved: {row} matched {sid} (its update is retried); nothing is deleted")
     if holder.how in (L.FAILED, L.REJECTED):
         why = "its last write was refused"
         return retirement(delete, f"moved: {sid} is still bound to {row} ({why}); nothing is deleted")
     return retirement(delete, f"moved: {sid} is still synced by {row}; nothing is deleted")
 
 
-def split(sync: str, deletes: Sequence[Change], found: Bound) -> tuple[list[Change], list[Change]]:
-    """The deletes still to send, and the retirements of those whose object is bound elsewhere."""
-    send = [c for c in deletes if (sync, c.key) not in found]
-    retired = [moved(c, found[(sync, c.key)]) for c in deletes if (sync, c.key) in found]
-    return send, retired
+def hold_reason(delete: Change, holder: Holder) -> str:
+    """Why a delete waits for a row only aimed at its object (`Holder.holds_back`)."""
+    sid, row = delete.stripe_id, f"{holder.sync} row {holder.key}"
+    if holder.how == "awaiting":
+        return f"a write of {row} to {sid} is pending; the delete waits for its outcome"
+    if holder.how == "taking":
+        return (
+            f"{row} took {sid} over in this run, but its write did not land; the delete waits until it "
+            "does, or the row stops aiming at it"
+        )
+    return (
+        f"{row} matched {sid}, and Stripe refused its update; the delete waits until that row binds "
+        "to it (then it moved) or stops aiming at it"
+    )
+
+
+def split(
+    sync: str, deletes: Sequence[Change], found: Bound
+) -> tuple[list[Change], list[Change], list[Change]]:
+    """The deletes still to send, the retirements of those whose object is bound elsewhere, and those
+    held back (not sent, not retired: planned again next run) for a row only aimed at their object."""
+    send, retired, held = [], [], []
+    for c in deletes:
+        holder = found.get((sync, c.key))
+        if holder is None:
+            send.append(c)
+        elif holder.holds_back:
+            held.append(c)
+        else:
+            retired.append(moved(c, holder))
+    return send, retired, held
+
+
+def held_note(sync: str, held: Sequence[Change], found: Bound, what: str = "delete(s)") -> str | None:
+    """One line for the sync's summary (or plan warnings) on its held deletes, the first one named."""
+    if not held:
+        return None
+    first = held[0]
+    more = f" (and {len(held) - 1} more)" if len(held) > 1 else ""
+    reason = hold_reason(first, found[(sync, first.key)])
+    return f"{len(held)} {what} held back, planned again by the next run: row {first.key}: {reason}{more}"

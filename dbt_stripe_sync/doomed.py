@@ -33,6 +33,9 @@ from dbt_stripe_sync.planner import Lookups, Unresolved
 from dbt_stripe_sync.tagging import TAG_KEY, object_tag
 from dbt_stripe_sync.waves import plain_id_paths
 
+# drops a planned delete: (its row's retirement, the taking row's sync and key). `run` records the
+# retirement once the taking row's write landed (run_syncs.py); `plan` predicts it does
+Cancel = Callable[[Change, str, str], None]
 BINDS = frozenset({"update", "adopt", "skip"})  # a row tied to an existing object (skip: insert mode)
 SENDS = frozenset({"create", "update", "restore", "replace"})  # writes that name other objects' IDs
 TAG = f"metadata.{TAG_KEY}"
@@ -58,7 +61,7 @@ class Checkpoint:
 class _Doomed:
     config: SyncConfig
     change: Change
-    cancel: Callable[[Change], None]  # drops the planned delete and retires its row instead
+    cancel: Cancel  # drops the planned delete and retires its row instead
 
 
 @dataclass
@@ -95,7 +98,7 @@ class Doomed:
                 self._bound[step[0]] = step[1]
         self._undo = None
 
-    def add(self, config: SyncConfig, deletes: Iterable[Change], cancel: Callable[[Change], None]) -> None:
+    def add(self, config: SyncConfig, deletes: Iterable[Change], cancel: Cancel) -> None:
         """Register a sync's planned deletes; one of an object a row of another sync of the same kind
         bound to earlier in this run is not a delete but a move (its row is retired at once)."""
         for change in list(deletes):
@@ -104,7 +107,7 @@ class Doomed:
             bound = self._bound.get(change.stripe_id)
             to = self._syncs[bound[0]] if bound is not None else None
             if bound is not None and to is not None and to.object == config.object and to is not config:
-                cancel(retired(change, to, bound[1]))
+                cancel(retired(change, to, bound[1]), to.name, bound[1])
                 rewrites = bound[2] in ("update", "adopt")  # an insert-mode skip never writes to it
                 if rewrites and not any(r.stripe_id == change.stripe_id for r in self.retags):
                     self.retags.append(Retag(to, bound[1], change.stripe_id))
@@ -203,7 +206,7 @@ class Doomed:
                 else:
                     del by_id[sid]
                 for d in others:
-                    d.cancel(retired(d.change, config, change.key))
+                    d.cancel(retired(d.change, config, change.key), config.name, change.key)
                 out[i] = retagged(config, change, others[0])
             elif track:
                 if undo is not None:  # a string for a new key: not tracked by the garbage collector
@@ -254,12 +257,13 @@ def retag_key(config: SyncConfig, key: str, stripe_id: str | None, row_hash: str
     return idempotency_key(config.name, key, f"retag:{stripe_id}", row_hash, 0)
 
 
-def cancel_in(deletes: list[Change], record: Callable[[Change], Any]) -> Callable[[Change], None]:
-    """A `cancel` for `Doomed.add`: the delete leaves `deletes` and its retirement is recorded."""
+def cancel_in(deletes: list[Change], record: Callable[[Change, str, str], Any]) -> Cancel:
+    """A `cancel` for `Doomed.add`: the delete leaves `deletes`; its retirement goes to `record`, with
+    the taking row's sync and key."""
 
-    def cancel(retirement: Change) -> None:
+    def cancel(retirement: Change, sync: str, key: str) -> None:
         kept = [c for c in deletes if c.key != retirement.key]
         deletes[:] = kept
-        record(retirement)
+        record(retirement, sync, key)
 
     return cancel

@@ -325,8 +325,8 @@ def _plan(
         # each plan's deletes, or their retirements (another row took the object over, in this run or
         # in one before it: bound_elsewhere.py)
         doomed.finish(
-            lambda deletes, doubted: (
-                bound_elsewhere(prep.wh, ledger_relation, deletes, prep.sync_models, doubted)
+            lambda deletes, doubted, replanned: (
+                bound_elsewhere(prep.wh, ledger_relation, deletes, prep.sync_models, doubted, replanned)
                 if exists
                 else {}
             )

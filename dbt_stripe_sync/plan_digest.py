@@ -168,9 +168,11 @@ class PlanDigest:
         self.model_rows, self.live_objects, self.unchanged = model_rows, live_objects, unchanged
         self.blocked, self.warnings = blocked, tuple(dict.fromkeys(warnings))
 
-    def hold(self, action: str, notes: Sequence[str]) -> None:
-        """Planned `action`s the run will hold back (held_deletes.py): warned of, not counted."""
-        self._counts[action] -= len(notes)
+    def hold(self, action: str, notes: Sequence[str], counted: bool = True) -> None:
+        """Planned `action`s the run will hold back (held_deletes.py, bound_elsewhere.py): warned of,
+        not counted (`counted`: they were, and are taken off)."""
+        if counted:
+            self._counts[action] -= len(notes)
         self.warnings = (*self.warnings, *notes)
 
     # ---- reading ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dbt_stripe_sync.bound_elsewhere import Bound, split
+from dbt_stripe_sync.bound_elsewhere import Bound, held_note, split
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.doomed import Checkpoint, Doomed, cancel_in
 from dbt_stripe_sync.plan import Change
@@ -70,19 +70,26 @@ class PlannedDeletes:
         self._before = None
         self.doomed.commit()
         held = self._held.setdefault(config.name, [])
-        self.doomed.add(config, held, cancel_in(held, self._retired.setdefault(config.name, []).append))
+        retired = self._retired.setdefault(config.name, [])
+        self.doomed.add(config, held, cancel_in(held, lambda change, *_taker: retired.append(change)))
 
-    def finish(self, bound: Callable[[dict[str, list[Change]], set[str]], Bound] | None = None) -> None:
+    def finish(
+        self, bound: Callable[[dict[str, list[Change]], set[str], set[str]], Bound] | None = None
+    ) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements — also of deletes
         whose object another row is still bound to (`bound`: bound_elsewhere.py, told which syncs'
-        deletes are blocked), as `run` does."""
+        deletes are blocked and which are planned again) — or a warning for those held back, as `run`
+        does."""
         sending = {d.config.name: self._held.get(d.config.name, []) for d in self._digests if not d.blocked}
         blocked = {d.config.name for d in self._digests if d.blocked}
         live = {n: cs for n, cs in sending.items() if cs}
-        found = bound(live, blocked) if bound and live else {}
+        found = bound(live, blocked, set(sending)) if bound and live else {}
         for digest in self._digests:
             name = digest.config.name
-            deletes, retired = split(name, self._held.pop(name, []), found)
+            deletes, retired, held = split(name, self._held.pop(name, []), found)
             changes = [*deletes, *self._retired.pop(name, []), *retired]
             if changes:
                 digest.add(changes, DELETED)
+            note = held_note(name, held, found)
+            if note:
+                digest.hold("delete", [note], counted=False)

@@ -22,14 +22,14 @@ from dbt_stripe_sync.applier import (
     Applier,
     SyncResult,
 )
-from dbt_stripe_sync.bound_elsewhere import bound_elsewhere
+from dbt_stripe_sync.bound_elsewhere import Holder, bound_elsewhere, bound_rows, held_note
 from dbt_stripe_sync.bound_elsewhere import split as split_bound
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
 from dbt_stripe_sync.config.errors import ConfigError
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.crashpoints import crashpoint
-from dbt_stripe_sync.doomed import Doomed, cancel_in
+from dbt_stripe_sync.doomed import Cancel, Doomed, cancel_in
 from dbt_stripe_sync.doomed_retags import send_retags
 from dbt_stripe_sync.errors import SyncAborted
 from dbt_stripe_sync.full_refresh import NOTICE as FULL_REFRESH_NOTICE
@@ -105,6 +105,7 @@ def run_syncs(
             runs.append(wave_runs)
             summaries += [r.summary for r in wave_runs] + not_started
             lock.beat()
+        unlanded = _settle_takeovers(prep, store, applier, [r for wave_runs in runs for r in wave_runs])
         _hold_back_deletes_of_unfinished_dependents([r for wave_runs in runs for r in wave_runs])
         _retire_deletes_bound_elsewhere(prep, store, applier, [r for wave_runs in runs for r in wave_runs])
         for r in (r for wave_runs in runs for r in wave_runs):  # dependents in unselected syncs (F9)
@@ -119,7 +120,8 @@ def run_syncs(
         for wave_runs in reversed(runs):
             _send_deletes(wave_runs, gw, applier, progress)
             lock.beat()
-        send_retags(doomed.retags, gw, [r for wave_runs in runs for r in wave_runs])
+        retags = [t for t in doomed.retags if (t.config.name, t.key) not in unlanded]
+        send_retags(retags, gw, [r for wave_runs in runs for r in wave_runs])
         for run in (r for wave_runs in runs for r in wave_runs):
             _settle(prep, run, store, gw, applier, run_id)
     finally:
@@ -142,6 +144,8 @@ class _SyncRun:
     result: SyncResult
     writes: int = 0  # writes handed to the send pipeline
     deletes: list[Change] = field(default_factory=list)  # sent after every wave, dependents first
+    # deletes an in-run takeover dropped: (the row's retirement, the taking row's sync and key)
+    taken_over: list[tuple[Change, str, str]] = field(default_factory=list)
     row_written: bool = False  # its `running` row is in the runs table
     streamed: bool = False  # planned and sent a chunk of its diff at a time (run_stream.py)
 
@@ -311,7 +315,7 @@ def _plan_and_queue(
         # no write names an object the run deletes; objects moving here from a model deleting them
         changes = doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes))
         run.deletes = [c for c in changes if c.action == "delete"]
-        doomed.add(config, run.deletes, _canceller(run, applier))
+        doomed.add(config, run.deletes, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
         applier.apply(now, run.adapter, result, pipe)
@@ -333,7 +337,7 @@ def _queue_streamed(
     changes are recorded as their chunk is planned; deletes are kept back like a whole plan's."""
     config, result, summary = run.config, run.result, run.summary
     run.streamed = True
-    cancel = _canceller(run, applier)
+    cancel = _canceller(run)
 
     def next_writes() -> list[Change] | None:
         if summary.status != "success":
@@ -366,9 +370,46 @@ def _queue_streamed(
         pipe.add(lane, first)
 
 
-def _canceller(run: _SyncRun, applier: Applier) -> Callable[[Change], None]:
-    """Drops one of the run's planned deletes, recording its row's retirement instead (doomed.py)."""
-    return cancel_in(run.deletes, lambda retired: applier.record_quiet(run.config, [retired], run.result))
+def _canceller(run: _SyncRun) -> Cancel:
+    """Drops one of the run's planned deletes: another row of the run takes its object over
+    (doomed.py). Its row's retirement waits for that row's write (`_settle_takeovers`)."""
+    return cancel_in(run.deletes, lambda retired, sync, key: run.taken_over.append((retired, sync, key)))
+
+
+def _settle_takeovers(
+    prep: Prepared, store: StateStore, applier: Applier, runs: Sequence[_SyncRun]
+) -> set[tuple[str, str]]:
+    """Every write sent: a delete an in-run takeover dropped retires its row once the taking row is
+    bound to the object. If its write did not land (Stripe refused it, the sync failed), the row is
+    not retired: the delete is held, planned again by the next run (bound_elsewhere.py), so the object
+    keeps an owner that deletes it. Returns the taking rows (sync, key) that did not land."""
+    taken = [(r, t) for r in runs for t in r.taken_over]
+    if not taken:
+        return set()
+    ids = [str(retired.stripe_id) for _, (retired, _s, _k) in taken]
+    failure = None
+    try:
+        bound = {(s, k, sid) for s, k, sid, _ in bound_rows(prep.wh, store.ledger, ids)}
+    except Exception as exc:  # nothing is retired unchecked: each delete is planned again next run
+        bound, failure = set(), redact_all(str(exc))[:200]
+    unlanded: set[tuple[str, str]] = set()
+    for run in runs:
+        held: list[Change] = []
+        found: dict[tuple[str, str], Holder] = {}
+        for retired, sync, key in run.taken_over:
+            if (sync, key, retired.stripe_id) in bound:
+                applier.record_quiet(run.config, [retired], run.result)
+            else:
+                held.append(retired)
+                found[(run.config.name, retired.key)] = Holder(sync, key, "taking")
+                unlanded.add((sync, key))
+        note = held_note(run.config.name, held, found)
+        if failure and held:
+            why = f"takeover not confirmed ({failure})"
+            note = f"{len(held)} delete(s) held back, planned again by the next run: {why}"
+        if note:
+            run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
+    return unlanded
 
 
 def _retire_deletes_bound_elsewhere(
@@ -393,22 +434,29 @@ def _retire_deletes_bound_elsewhere(
             r.deletes = []
         return
     for r in sending:
-        r.deletes, retired = split_bound(r.config.name, r.deletes, found)
+        r.deletes, retired, held = split_bound(r.config.name, r.deletes, found)
         if retired:
             applier.record_quiet(r.config, retired, r.result)
             _note_retired(r, retired, "delete(s) not sent")
+        note = held_note(r.config.name, held, found)
+        if note:
+            r.summary.message = "; ".join(filter(None, [r.summary.message, note]))
 
 
 def _kept_pending_deletes(
     prep: Prepared, store: StateStore, run: _SyncRun, deletes: list[Change]
-) -> list[Change]:
-    """The retirements of those of a sync's pending deletes whose object another row holds now
-    (bound_elsewhere.py), named in the sync's summary."""
+) -> tuple[list[Change], list[Change]]:
+    """Of a sync's pending deletes: the retirements of those whose object another row is bound to
+    now, and those held (left pending, not re-sent) for a row only aimed at it (bound_elsewhere.py),
+    named in the sync's summary."""
     name = run.config.name
     found = bound_elsewhere(prep.wh, store.ledger, {name: deletes}, prep.sync_models)
-    _, retired = split_bound(name, deletes, found)
+    _, retired, held = split_bound(name, deletes, found)
     _note_retired(run, retired, "pending delete(s) not re-sent")
-    return retired
+    note = held_note(name, held, found, "pending delete(s)")
+    if note:
+        run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
+    return retired, held
 
 
 def _note_retired(run: _SyncRun, retired: Sequence[Change], what: str) -> None:

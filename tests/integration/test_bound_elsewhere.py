@@ -10,7 +10,14 @@ import json
 import pytest
 
 from dbt_stripe_sync.crashpoints import ENV as CRASH_ENV
-from tests.support.moves import ada_moves_to, both_bind_ada, model_yml, plan_and_run, plan_rows, without
+from tests.support.moves import (
+    ada_moves_to,
+    both_bind_ada,
+    plan_and_run,
+    plan_rows,
+    refused_leads,
+    without,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,7 +33,9 @@ def _customers_with(emu, email: str) -> list[dict]:
 def test_a_pending_adoption_keeps_the_customer_from_the_old_models_delete(dbt_project, tmp_path):
     """Ada moves to stripe_leads, whose run is killed after checkpointing her update (matched by email:
     the ledger row is pending with no Stripe ID yet). `run -s stripe_customers` then must not delete her
-    customer: the pending write is aimed at it. The next full run finishes the update: one customer."""
+    customer: the pending write is aimed at it. Nor may it retire the delete for good (the write might
+    never land): it is held, planned again. The next full run finishes the update, and only then is the
+    old row retired: one customer, bound to her lead row."""
     sel, ada = ada_moves_to(dbt_project, "stripe_leads")
     emu = dbt_project.emulator
     proc = dbt_project.sync("run", "-s", "stripe_leads", env={CRASH_ENV: "after_checkpoint#1"})
@@ -35,17 +44,27 @@ def test_a_pending_adoption_keeps_the_customer_from_the_old_models_delete(dbt_pr
     assert (pending["status"], pending["stripe_id"]) == ("pending", None)
 
     planned, done = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
-    (kept,) = plan_rows(planned, "stripe_customers")
-    assert (kept["key"], kept["action"]) == ("1", "rekey")
-    assert kept["reason"] == f"moved: a write of stripe_leads row L1 to {ada} is pending; nothing is deleted"
+    assert plan_rows(planned, "stripe_customers") == []
+    held = (
+        f"1 delete(s) held back, planned again by the next run: row 1: a write of stripe_leads row L1 to "
+        f"{ada} is pending; the delete waits for its outcome"
+    )
+    (customers,) = planned["syncs"]
+    assert customers["counts"]["deleted"] == 0 and held in customers["warnings"]
     assert _writes(emu) == []
-    assert done["syncs"][0]["message"] == f"1 delete(s) not sent: row 1: {kept['reason']}"  # the run says so
+    assert done["syncs"][0]["message"] == held  # the run says so
+    assert dbt_project.ledger("stripe_customers")["1"]["status"] == "synced"  # not retired
 
     emu.clear_requests()
     assert dbt_project.sync("run", *sel).returncode == 0
     assert _writes(emu) == [("POST", f"/v1/customers/{ada}")]  # the pending update, finished
     assert [c["id"] for c in _customers_with(emu, "ada@example.com")] == [ada]
     assert dbt_project.ledger("stripe_leads")["L1"]["stripe_id"] == ada
+    old = dbt_project.ledger("stripe_customers")["1"]
+    assert (old["status"], old["last_error"]) == (
+        "deleted",
+        f"moved: {ada} is still synced by stripe_leads row L1; nothing is deleted",
+    )
 
 
 def test_a_pending_adoption_shows_in_plan_as_the_run_recovers_it(dbt_project, tmp_path):
@@ -59,11 +78,13 @@ def test_a_pending_adoption_shows_in_plan_as_the_run_recovers_it(dbt_project, tm
     assert dbt_project.sync("plan", *sel, "--output", str(plan)).returncode == 0
     planned = json.loads(plan.read_text())
     (kept,) = plan_rows(planned, "stripe_customers")
-    assert kept["action"] == "rekey" and "pending" in kept["reason"]
+    moved = f"moved: {ada} is still synced by stripe_leads row L1; nothing is deleted"
+    assert (kept["action"], kept["reason"]) == ("rekey", moved)
     assert next(s for s in planned["syncs"] if s["model"] == "stripe_customers")["counts"]["deleted"] == 0
     emu.clear_requests()
     assert dbt_project.sync("run", *sel).returncode == 0
     assert _writes(emu) == [("POST", f"/v1/customers/{ada}")]
+    assert dbt_project.ledger("stripe_customers")["1"]["last_error"] == moved
 
 
 @pytest.mark.parametrize("change", ["removed", "renamed"])
@@ -196,25 +217,13 @@ def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
     update (45 more metadata keys overflow the customer's 50). The failed row keeps her customer from
     `run -s stripe_customers`'s delete (it used to forget the match, so the delete went out and the next
     run created her again). It is not bound, though (attack 7): nothing of it reached her customer, so
-    when it leaves its model, it deletes nothing."""
-    extra = [f"m{i}" for i in range(45)]
+    when it leaves its model, it deletes nothing. Nor does it take the delete over (attack 8): the delete
+    is held, not retired, and goes out once nothing aims at her customer (it used to leak for good)."""
     dbt_project.build()
     assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
     ada = dbt_project.ledger("stripe_customers")["1"]["stripe_id"]
     emu = dbt_project.emulator
-    dbt_project.write_seed(
-        "raw_leads", [{"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada Lovelace"}]
-    )
-    columns = ", ".join(f"'v' as {m}" for m in extra)
-    dbt_project.write_file(
-        "models/stripe_leads.sql", f"select *, {columns} from {{{{ ref('raw_leads') }}}}\n"
-    )
-    fields = "{name: full_name, " + ", ".join(f"metadata.{m}: {m}" for m in extra) + "}"
-    email = "{field: email, column: email}"
-    dbt_project.write_file(
-        "models/leads.yml", model_yml("stripe_leads", "customer", "lead_id", email, fields, "delete")
-    )
-    dbt_project.build()
+    refused_leads(dbt_project, [{"lead_id": "L1", "email": "ada@example.com", "full_name": "Ada Lovelace"}])
     assert dbt_project.sync("run", "-s", "stripe_leads").returncode == 1
     lead = dbt_project.ledger("stripe_leads")["L1"]
     assert (lead["status"], lead["stripe_id"]) == ("failed", None)
@@ -222,13 +231,14 @@ def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
     without(dbt_project, "raw_customers", "user_id", "1")
     dbt_project.build()
     emu.clear_requests()
-    planned, _ = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
-    (kept,) = plan_rows(planned, "stripe_customers")
-    assert (kept["key"], kept["action"]) == ("1", "rekey")
-    assert (
-        kept["reason"]
-        == f"moved: stripe_leads row L1 matched {ada} (its update is retried); nothing is deleted"
+    planned, done = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
+    assert plan_rows(planned, "stripe_customers") == []
+    held = (
+        f"1 delete(s) held back, planned again by the next run: row 1: stripe_leads row L1 matched {ada}, "
+        "and Stripe refused its update; the delete waits until that row binds to it (then it moved) or "
+        "stops aiming at it"
     )
+    assert held in planned["syncs"][0]["warnings"] and done["syncs"][0]["message"] == held
     assert _writes(emu) == []
     assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
     dbt_project.write_seed("raw_leads", [{"lead_id": "L9", "email": "zed@example.com", "full_name": "Zed"}])
@@ -237,3 +247,9 @@ def test_a_failed_matched_update_keeps_its_customer(dbt_project, tmp_path):
     dbt_project.sync("run", "-s", "stripe_leads")
     assert ("DELETE", f"/v1/customers/{ada}") not in _writes(emu)  # L1 left: it deletes nothing
     assert _customers_with(emu, "ada@example.com")[0]["id"] == ada
+    # the held delete was kept, not retired: with nothing aimed at her customer now, it goes out
+    emu.clear_requests()
+    planned, done = plan_and_run(dbt_project, tmp_path, "-s", "stripe_customers")
+    assert [(r["key"], r["action"]) for r in plan_rows(planned, "stripe_customers")] == [("1", "delete")]
+    assert _writes(emu) == [("DELETE", f"/v1/customers/{ada}")]
+    assert done["syncs"][0]["counts"]["deleted"] == 1

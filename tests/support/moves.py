@@ -91,3 +91,19 @@ def both_bind_ada(dbt_project: Any, leads: str, delete: str = "delete") -> str:
 def without(dbt_project: Any, seed: str, column: str, value: str) -> None:
     """The seed's rows but the one whose `column` is `value` (not rebuilt)."""
     dbt_project.write_seed(seed, [r for r in dbt_project.read_seed(seed) if r[column] != value])
+
+
+def refused_leads(dbt_project: Any, leads: list[dict[str, str]], extra: int = 45) -> None:
+    """stripe_leads with `extra` more metadata keys than Ada's customer can take (Stripe keeps 50):
+    a lead matching her customer by email has its update refused. Its seed rows, the models rebuilt."""
+    names = [f"m{i}" for i in range(extra)]
+    dbt_project.write_seed("raw_leads", leads)
+    columns = ", ".join(f"'v' as {m}" for m in names)
+    model = f"select *, {columns} from {{{{ ref('raw_leads') }}}}\n"
+    dbt_project.write_file("models/stripe_leads.sql", model)
+    fields = "{name: full_name, " + ", ".join(f"metadata.{m}: {m}" for m in names) + "}"
+    email = "{field: email, column: email}"
+    dbt_project.write_file(
+        "models/leads.yml", model_yml("stripe_leads", "customer", "lead_id", email, fields, "delete")
+    )
+    dbt_project.build()

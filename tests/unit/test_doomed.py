@@ -29,8 +29,8 @@ def test_an_object_two_models_delete_and_a_third_takes_over_is_deleted_by_neithe
     a, b, c = _sync("a"), _sync("b"), _sync("c")
     doomed = Doomed(frozenset({"customer"}))
     a_deletes, b_deletes, retired = [_delete("1", "cus_X")], [_delete("5", "cus_X")], []
-    doomed.add(a, a_deletes, cancel_in(a_deletes, retired.append))
-    doomed.add(b, b_deletes, cancel_in(b_deletes, retired.append))
+    doomed.add(a, a_deletes, cancel_in(a_deletes, lambda c, *_: retired.append(c)))
+    doomed.add(b, b_deletes, cancel_in(b_deletes, lambda c, *_: retired.append(c)))
     doomed.hand_over(c, [Change(key="21", action="update", stripe_id="cus_X")])
     assert a_deletes == [] and b_deletes == []  # both dropped, not only the last planned
     assert sorted(r.key for r in retired) == ["1", "5"] and {r.action for r in retired} == {"rekey"}
@@ -43,7 +43,7 @@ def test_an_insert_mode_row_bound_to_a_doomed_object_takes_it_over() -> None:
     a, z = _sync("a"), _sync("z", mode="insert")
     doomed = Doomed(frozenset({"customer"}))
     deletes, retired = [_delete("1", "cus_X")], []
-    doomed.add(a, deletes, cancel_in(deletes, retired.append))
+    doomed.add(a, deletes, cancel_in(deletes, lambda c, *_: retired.append(c)))
     doomed.hand_over(z, [Change(key="11", action="skip", stripe_id="cus_X")])
     assert deletes == [] and [r.key for r in retired] == ["1"]
 
@@ -54,7 +54,7 @@ def test_an_empty_registry_is_still_a_registry() -> None:
     doomed = Doomed(frozenset({"customer"}))
     assert (doomed or Doomed()) is doomed and not doomed.has_deletes
     deletes: list[Change] = [_delete("1", "cus_X")]
-    doomed.add(_sync("a"), deletes, cancel_in(deletes, lambda _: None))
+    doomed.add(_sync("a"), deletes, cancel_in(deletes, lambda *_: None))
     assert doomed.has_deletes
 
 
@@ -64,7 +64,7 @@ def test_a_takeover_writes_the_new_rows_tag() -> None:
     a, c, z = _sync("a"), _sync("c"), _sync("z", mode="insert")
     doomed = Doomed(frozenset({"customer"}))
     deletes = [_delete("1", "cus_X"), _delete("2", "cus_Y"), _delete("3", "cus_Z")]
-    doomed.add(a, deletes, cancel_in(deletes, lambda _: None))
+    doomed.add(a, deletes, cancel_in(deletes, lambda *_: None))
     update = Change(key="21", action="update", stripe_id="cus_X", params={"name": "Ada"}, row_hash="h")
     adopt = Change(key="22", action="adopt", stripe_id="cus_Y", full={"email": "y@example.com"}, row_hash="h")
     (u, d) = doomed.hand_over(c, [update, adopt])
@@ -85,7 +85,7 @@ def test_an_object_bound_before_its_delete_was_planned_is_retagged_after_the_del
     doomed.hand_over(c, [Change(key="21", action="update", stripe_id="cus_X")])
     doomed.hand_over(z, [Change(key="23", action="skip", stripe_id="cus_Z")])
     deletes = [_delete("1", "cus_X"), _delete("3", "cus_Z")]
-    doomed.add(a, deletes, cancel_in(deletes, lambda _: None))
+    doomed.add(a, deletes, cancel_in(deletes, lambda *_: None))
     assert deletes == [] and doomed.retags == [Retag(c, "21", "cus_X")]
 
 
@@ -96,7 +96,7 @@ def test_a_plain_column_id_naming_a_doomed_object_is_unresolved() -> None:
     prices = _sync("prices", obj="price", fields=(FieldMapping("product", "product_id"),))
     doomed = Doomed()
     deletes = [_delete("gold", "prod_gold")]
-    doomed.add(products, deletes, cancel_in(deletes, lambda _: None))
+    doomed.add(products, deletes, cancel_in(deletes, lambda *_: None))
     on_gold = Change(key="g_m", action="create", params={"product": "prod_gold"}, row_hash="h")
     on_silver = Change(key="s_m", action="create", params={"product": "prod_silver"}, row_hash="h")
     kept = Change(key="g_y", action="noop", stripe_id="price_1")
