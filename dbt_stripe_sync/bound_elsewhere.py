@@ -211,8 +211,8 @@ def hold_reason(delete: Change, holder: Holder) -> str:
         return f"a write of {row} to {sid} is pending; the delete waits for its outcome"
     if holder.how == "taking":
         return (
-            f"{row} took {sid} over in this run, but its write did not land; the delete waits until it "
-            "does, or the row stops aiming at it"
+            f"{row} took {sid} over in this run, but its write did not land; this row keeps {sid} until "
+            "that write lands, or that row stops aiming at it"
         )
     return (
         f"{row} matched {sid}, and Stripe refused its update; the delete waits until that row binds "

@@ -313,7 +313,7 @@ def _plan_and_queue(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
         # no write names an object the run deletes; objects moving here from a model deleting them
-        changes = doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes))
+        changes = _defer_rekeys(run, doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes)))
         run.deletes = [c for c in changes if c.action == "delete"]
         doomed.add(config, run.deletes, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
@@ -344,7 +344,9 @@ def _queue_streamed(
             return None
         try:
             for changes, _part in parts:
-                changes = doomed.hand_over(config, doomed.unresolve_plain(config, changes))
+                changes = _defer_rekeys(
+                    run, doomed.hand_over(config, doomed.unresolve_plain(config, changes))
+                )
                 deletes = [c for c in changes if c.action == "delete"]
                 run.deletes += deletes
                 doomed.add(config, deletes, cancel)
@@ -376,13 +378,23 @@ def _canceller(run: _SyncRun) -> Cancel:
     return cancel_in(run.deletes, lambda retired, sync, key: run.taken_over.append((retired, sync, key)))
 
 
+def _defer_rekeys(run: _SyncRun, changes: list[Change]) -> list[Change]:
+    """The changes but a re-key's retirement of its old row, kept for `_settle_takeovers`: the object
+    moves to the new row only once that row's update (which writes its tag) has landed."""
+    if not any(c.moved_to for c in changes):
+        return changes
+    run.taken_over += [(c, run.config.name, c.moved_to) for c in changes if c.moved_to]
+    return [c for c in changes if not c.moved_to]
+
+
 def _settle_takeovers(
     prep: Prepared, store: StateStore, applier: Applier, runs: Sequence[_SyncRun]
 ) -> set[tuple[str, str]]:
     """Every write sent: a delete an in-run takeover dropped retires its row once the taking row is
-    bound to the object. If its write did not land (Stripe refused it, the sync failed), the row is
-    not retired: the delete is held, planned again by the next run (bound_elsewhere.py), so the object
-    keeps an owner that deletes it. Returns the taking rows (sync, key) that did not land."""
+    bound to the object, and so does a re-key's old row (`_defer_rekeys`). If that write did not land
+    (Stripe refused it, the sync failed), the old row is not retired: its delete is held, planned again
+    by the next run (bound_elsewhere.py), so the object keeps an owner that deletes it. Returns the
+    taking rows (sync, key) that did not land."""
     taken = [(r, t) for r in runs for t in r.taken_over]
     if not taken:
         return set()
@@ -394,21 +406,23 @@ def _settle_takeovers(
         bound, failure = set(), redact_all(str(exc))[:200]
     unlanded: set[tuple[str, str]] = set()
     for run in runs:
-        held: list[Change] = []
-        found: dict[tuple[str, str], Holder] = {}
-        for retired, sync, key in run.taken_over:
-            if (sync, key, retired.stripe_id) in bound:
-                applier.record_quiet(run.config, [retired], run.result)
-            else:
-                held.append(retired)
-                found[(run.config.name, retired.key)] = Holder(sync, key, "taking")
-                unlanded.add((sync, key))
-        note = held_note(run.config.name, held, found)
+        landed = [c for c, sync, key in run.taken_over if (sync, key, c.stripe_id) in bound]
+        if landed:
+            applier.record_quiet(run.config, landed, run.result)
+        waiting = [(c, sync, key) for c, sync, key in run.taken_over if (sync, key, c.stripe_id) not in bound]
+        unlanded.update((sync, key) for _, sync, key in waiting)
+        found = {(run.config.name, c.key): Holder(sync, key, "taking") for c, sync, key in waiting}
+        held = [c for c, _, _ in waiting]
         if failure and held:
             why = f"takeover not confirmed ({failure})"
-            note = f"{len(held)} delete(s) held back, planned again by the next run: {why}"
-        if note:
-            run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
+            notes = [f"{len(held)} delete(s) held back, planned again by the next run: {why}"]
+        else:
+            notes = [
+                held_note(run.config.name, [c for c in held if not c.moved_to], found),
+                held_note(run.config.name, [c for c in held if c.moved_to], found, "re-key(s)"),
+            ]
+        if any(notes):
+            run.summary.message = "; ".join(filter(None, [run.summary.message, *notes]))
     return unlanded
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.dbt_project import pg_connect
 from tests.support.webhook import Webhook
 
 pytestmark = pytest.mark.timeout(300)
@@ -106,16 +107,10 @@ def _holding_the_state_lock(project, warehouse):
     @contextlib.contextmanager
     def held():
         if warehouse == "postgres":
-            import psycopg2
-
             from tests.integration.test_one_writer import _lock_id
 
             env = project.env
-            con = psycopg2.connect(
-                host=env["DSS_PG_HOST"], port=int(env["DSS_PG_PORT"]), user=env["DSS_PG_USER"],
-                password=env["DSS_PG_PASSWORD"], dbname=env["DSS_PG_DBNAME"],
-            )  # fmt: skip
-            con.autocommit = True
+            con = pg_connect(env, autocommit=True)
             try:
                 with con.cursor() as cur:
                     cur.execute(

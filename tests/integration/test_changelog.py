@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from tests.support.dbt_project import pg_connect
+
 pytestmark = pytest.mark.timeout(300)
 SEL = ("-s", "stripe_customers")
 CHANGELOG_COLS = (
@@ -47,16 +49,7 @@ def _write_sql(project, sql: str) -> None:
         finally:
             con.close()
         return
-    import psycopg2
-
-    con = psycopg2.connect(
-        host=project.env["DSS_PG_HOST"],
-        port=int(project.env["DSS_PG_PORT"]),
-        user=project.env["DSS_PG_USER"],
-        password=project.env["DSS_PG_PASSWORD"],
-        dbname=project.env["DSS_PG_DBNAME"],
-    )
-    con.autocommit = True
+    con = pg_connect(project.env, autocommit=True)
     with con.cursor() as cur:
         cur.execute(sql)
     con.close()

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.support.dbt_project import api_writes
+from tests.support.dbt_project import api_writes, pg_connect
 
 pytestmark = pytest.mark.timeout(400)
 N = 60
@@ -69,14 +69,8 @@ def test_a_run_holding_the_lock_is_waited_for_then_named(dbt_project, warehouse)
     emu = dbt_project.emulator
     short_wait = ("--vars", "{dbt_stripe_sync: {lock_wait_s: 1}}")
     if warehouse == "postgres":
-        import psycopg2
-
         env = dbt_project.env
-        con = psycopg2.connect(
-            host=env["DSS_PG_HOST"], port=int(env["DSS_PG_PORT"]), user=env["DSS_PG_USER"],
-            password=env["DSS_PG_PASSWORD"], dbname=env["DSS_PG_DBNAME"],
-        )  # fmt: skip
-        con.autocommit = True
+        con = pg_connect(env, autocommit=True)
         state = dbt_project.state_schema
         try:
             with con.cursor() as cur:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.dbt_project import pg_connect
+
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -17,17 +19,7 @@ def _execute(project, sql: str) -> None:
         finally:
             con.close()
     else:
-        import psycopg2
-
-        env = project.env
-        con = psycopg2.connect(
-            host=env["DSS_PG_HOST"],
-            port=int(env["DSS_PG_PORT"]),
-            user=env["DSS_PG_USER"],
-            password=env["DSS_PG_PASSWORD"],
-            dbname=env["DSS_PG_DBNAME"],
-        )
-        con.autocommit = True
+        con = pg_connect(project.env, autocommit=True)
         with con.cursor() as cur:
             cur.execute(sql)
         con.close()

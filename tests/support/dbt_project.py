@@ -31,6 +31,21 @@ def postgres_env(schema: str) -> dict[str, str]:
     }
 
 
+def pg_connect(env: Mapping[str, str], autocommit: bool = False) -> Any:
+    """A psycopg2 connection to the test PostgreSQL server named by `env`'s DSS_PG_* variables."""
+    import psycopg2
+
+    con = psycopg2.connect(
+        host=env["DSS_PG_HOST"],
+        port=int(env["DSS_PG_PORT"]),
+        user=env["DSS_PG_USER"],
+        password=env["DSS_PG_PASSWORD"],
+        dbname=env["DSS_PG_DBNAME"],
+    )
+    con.autocommit = autocommit
+    return con
+
+
 class DbtProject:
     def __init__(self, path: Path, env: Mapping[str, str], built: bool = False) -> None:
         self.path = path
@@ -182,15 +197,7 @@ class DbtProject:
                 return [tuple(r) for r in con.execute(sql).fetchall()]
             finally:
                 con.close()
-        import psycopg2
-
-        con = psycopg2.connect(
-            host=self.env["DSS_PG_HOST"],
-            port=int(self.env["DSS_PG_PORT"]),
-            user=self.env["DSS_PG_USER"],
-            password=self.env["DSS_PG_PASSWORD"],
-            dbname=self.env["DSS_PG_DBNAME"],
-        )
+        con = pg_connect(self.env)
         try:
             with con.cursor() as cur:
                 cur.execute(sql)
@@ -217,16 +224,7 @@ class DbtProject:
         if self.target != "postgres":
             return
         try:
-            import psycopg2
-
-            con = psycopg2.connect(
-                host=self.env["DSS_PG_HOST"],
-                port=int(self.env["DSS_PG_PORT"]),
-                user=self.env["DSS_PG_USER"],
-                password=self.env["DSS_PG_PASSWORD"],
-                dbname=self.env["DSS_PG_DBNAME"],
-            )
-            con.autocommit = True
+            con = pg_connect(self.env, autocommit=True)
             with con.cursor() as cur:
                 cur.execute(f'drop schema if exists "{self.schema}" cascade')
                 for schema in (self.state_schema, *self.extra_schemas):

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.dbt_project import DbtProject, postgres_env
+from tests.support.dbt_project import DbtProject, pg_connect, postgres_env
 
 _KEEP_PACKAGES = shutil.ignore_patterns("target", "logs", "*.duckdb", "*.duckdb.wal")
 
@@ -56,16 +56,7 @@ class PrebuiltPostgres:
         return project
 
     def _copy_tables(self, project: DbtProject, schema: str) -> None:
-        import psycopg2
-
-        env = project.env
-        con = psycopg2.connect(
-            host=env["DSS_PG_HOST"],
-            port=int(env["DSS_PG_PORT"]),
-            user=env["DSS_PG_USER"],
-            password=env["DSS_PG_PASSWORD"],
-            dbname=env["DSS_PG_DBNAME"],
-        )
+        con = pg_connect(project.env)
         try:
             with con, con.cursor() as cur:  # one transaction: the copy is whole or absent
                 cur.execute(
