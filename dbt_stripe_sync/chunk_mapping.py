@@ -32,6 +32,7 @@ from dbt_stripe_sync.row_checks import (
     valid_email,
     valid_emails,
 )
+from dbt_stripe_sync.row_chunk import RowChunk
 
 _ABSENT: Any = object()  # a null value under on_null: skip (the field is left out of the payload)
 _NULL = type(None)
@@ -109,6 +110,8 @@ def map_columns(config: SyncConfig, rows: Sequence[DiffRow]) -> MappedColumns | 
 
 def _columns(rows: Sequence[DiffRow], wanted: list[str]) -> list[list[Any]]:
     """The values of each wanted column, row by row (None where a row has no such column)."""
+    if isinstance(rows, RowChunk):  # the chunk's own columns
+        return [list(rows.column(column)) for column in wanted]
     pick = itemgetter(*wanted) if len(wanted) > 1 else (lambda values: (values[wanted[0]],))
     try:
         return [list(values) for values in zip(*[pick(row.values) for row in rows], strict=True)]
@@ -163,11 +166,19 @@ def _clean_rows(
         without = range(count) if own is None else () if clear else nulls_of[own]
         email_rule = quick_rule(config.object, "email")
         column = match.column
+        value_of = _value_of(rows, column)
         for i in without:
-            value = rows[i].values.get(column)
+            value = value_of(i)
             if value is not None and not _passes(str(value), email_rule):
                 bad[i] = 1
     return [not b for b in bad]
+
+
+def _value_of(rows: Sequence[DiffRow], column: str) -> Callable[[int], Any]:
+    """The i-th row's value of `column` (None where it has none)."""
+    if isinstance(rows, RowChunk):
+        return rows.column(column).__getitem__
+    return lambda i: rows[i].values.get(column)
 
 
 def _failing(values: list[Any], rule: QuickRule, gaps: bool, text: bool) -> list[int]:
