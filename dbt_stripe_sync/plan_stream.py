@@ -16,7 +16,8 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 
 Per chunk, the rows' fields are mapped column by column (chunk_mapping.py: the same payloads and
 problems as map_row + row_problems), and `plan` takes its creates as DeferredCreates, built only when
-the digest keeps them (planner.py).
+the digest keeps them (planner.py). Where `plan` only counts plain creates, the chunks are read as
+columns (row_chunk.py) and a row object is built only for a row planned the full way.
 """
 
 from __future__ import annotations
