@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -18,6 +19,7 @@ from dbt_stripe_sync.diff import DiffResult
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.planner import Lookups
+from dbt_stripe_sync.row_chunk import RowChunk
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 
 
@@ -25,6 +27,20 @@ def _unbound(row) -> bool:
     return row.change != "deleted" and (
         row.ledger is None or not row.ledger.stripe_id or row.ledger.status == L.DELETED
     )
+
+
+def _unbound_rows(diff: DiffResult) -> tuple[list[str], Callable[[str], Sequence[Any]]]:
+    """The keys of the rows not yet tied to a Stripe object, and a column's values of those rows (None
+    where a row has none); read from the columns of a row_chunk.RowChunk."""
+    rows = diff.rows
+    if isinstance(rows, RowChunk):
+        if rows.bare:
+            return list(rows.keys), rows.column
+        mask = rows.unbound()
+        keys = [k for k, u in zip(rows.keys, mask, strict=True) if u]
+        return keys, lambda c: [v for v, u in zip(rows.column(c), mask, strict=True) if u]
+    unbound = [r for r in rows if _unbound(r)]
+    return [r.key for r in unbound], lambda c: [r.values.get(c) for r in unbound]
 
 
 def bind(
@@ -40,7 +56,7 @@ def bind(
     """`once`: when `diff` is one chunk of a sync, a dict kept across its chunks, so what concerns the
     whole sync (is its ledger empty, the scan for tagged objects) is asked once, not per chunk."""
     once = {} if once is None else once
-    unbound = [r for r in diff.rows if _unbound(r)]
+    unbound, unbound_values = _unbound_rows(diff)  # keys, and values of a column
     adopted: dict[str, dict] = {}
     calls = 0
     matched_on_email = config.match is not None and config.match.field == "email"
@@ -57,18 +73,18 @@ def bind(
                 once["tagged"] = adoption.scan(gw, adapter, config.name)
             calls = gw.stats.for_scope(config.name).requests - before
         adopted = adoption.adopt_by_key(
-            adapter.name, once["tagged"], config.name, [r.key for r in unbound], config.state_marker
+            adapter.name, once["tagged"], config.name, unbound, config.state_marker
         )
 
     matched: set[str] = set()
-    if matched_on_email:
-        column = config.match.column  # type: ignore[union-attr]
-        for row in unbound:
-            found = lookups.by_email.get(str(row.values.get(column)), [])
+    if matched_on_email and lookups.by_email:  # no email found in Stripe: nothing matched
+        by_email = lookups.by_email
+        for value in unbound_values(config.match.column):  # type: ignore[union-attr,arg-type]
+            found = by_email.get(str(value), [])
             if found:
                 matched.add(found[0]["id"])
     elif config.match is not None and config.match.field == "id" and config.match.column:
-        matched = {str(r.values[config.match.column]) for r in unbound if r.values.get(config.match.column)}
+        matched = {str(v) for v in unbound_values(config.match.column) if v}
     owners = (
         store.owners(config.name, matched, model_relation, config.primary_key)
         if store is not None and matched

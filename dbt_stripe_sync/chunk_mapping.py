@@ -22,7 +22,7 @@ from typing import Any
 
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffRow
-from dbt_stripe_sync.payload import _EXACT_TYPES, CLEAR, CoercionError, to_string
+from dbt_stripe_sync.payload import _EXACT_TYPES, CLEAR, CoercionError, _copier, to_string
 from dbt_stripe_sync.planner import MappedFields, _fields_of
 from dbt_stripe_sync.row_checks import (
     EMAIL_MAX,
@@ -32,9 +32,11 @@ from dbt_stripe_sync.row_checks import (
     valid_email,
     valid_emails,
 )
+from dbt_stripe_sync.row_chunk import RowChunk
 
 _ABSENT: Any = object()  # a null value under on_null: skip (the field is left out of the payload)
 _NULL = type(None)
+_TEXTS = frozenset({str, _NULL})
 
 
 def map_chunk(config: SyncConfig, rows: Sequence[DiffRow]) -> list[MappedFields] | None:
@@ -50,13 +52,15 @@ class MappedColumns:
     """A chunk's fields mapped column by column: each row's payload is made only when asked (`flats`),
     so rows that need no payload (a plain create `plan` only counts) never get one."""
 
-    __slots__ = ("clean", "clear", "columns", "nulls_of", "paths")
+    __slots__ = ("clean", "clear", "columns", "nulls_of", "paths", "shared")
 
     def __init__(
         self, paths: list[str], columns: list[list[Any]], nulls_of: list[list[int]], clear: bool
     ) -> None:
         self.paths, self.columns, self.nulls_of, self.clear = paths, columns, nulls_of, clear
         self.clean: list[bool] = []  # per row: row_problems is known to find nothing (map_columns)
+        # per field: its rows may share one list or dict (one per distinct text), copied into a payload
+        self.shared: list[bool] = [False] * len(paths)
 
     def flats(self, rows: Sequence[int]) -> list[dict[str, Any]]:
         """map_row's payload of the fields of each of these rows (indices into the chunk)."""
@@ -65,6 +69,8 @@ class MappedColumns:
             return [{} for _ in rows]
         every = len(rows) == len(self.columns[0])
         columns = self.columns if every else [[column[i] for i in rows] for column in self.columns]
+        if any(self.shared):  # a payload shares no list or dict with another (as map_row's)
+            columns = [_copies(c) if shared else c for c, shared in zip(columns, self.shared, strict=True)]
         flats = [dict(zip(paths, vs, strict=True)) for vs in zip(*columns, strict=True)]
         if not self.clear:  # a null leaves its field out (the other fields keep their order)
             at = None if every else {r: j for j, r in enumerate(rows)}
@@ -92,6 +98,7 @@ def map_columns(config: SyncConfig, rows: Sequence[DiffRow]) -> MappedColumns | 
     columns: list[list[Any]] = []
     nulls_of: list[list[int]] = []  # per field: the rows whose value is None
     texts: list[bool] = []  # per field: every value in the payload is a str
+    shared: list[bool] = []
     for values, (_, _, convert) in zip(_columns(rows, [c for _, c, _ in fields]), fields, strict=True):
         kinds = set(map(type, values))
         nulls = [i for i, v in enumerate(values) if v is None] if _NULL in kinds else []
@@ -101,14 +108,18 @@ def map_columns(config: SyncConfig, rows: Sequence[DiffRow]) -> MappedColumns | 
             return None  # map_row names the value
         nulls_of.append(nulls)
         texts.append(convert is to_string)  # stable_string's result is always a str
+        shared.append(convert is not to_string and kinds <= _TEXTS)  # converted once per distinct text
     paths = [path for path, _, _ in fields]
     mapped = MappedColumns(paths, columns, nulls_of, clear)
+    mapped.shared = shared
     mapped.clean = _clean_rows(config, rows, paths, columns, nulls_of, texts, clear)
     return mapped
 
 
 def _columns(rows: Sequence[DiffRow], wanted: list[str]) -> list[list[Any]]:
     """The values of each wanted column, row by row (None where a row has no such column)."""
+    if isinstance(rows, RowChunk):  # the chunk's own columns
+        return [list(rows.column(column)) for column in wanted]
     pick = itemgetter(*wanted) if len(wanted) > 1 else (lambda values: (values[wanted[0]],))
     try:
         return [list(values) for values in zip(*[pick(row.values) for row in rows], strict=True)]
@@ -130,10 +141,23 @@ def _converted(
             out = [v if v is None else exact(v) for v in values] if nulls else list(map(exact, values))
         else:
             out = [v if v is None else to_string(v) for v in values]
+    elif kinds <= _TEXTS:  # texts to parse (a JSON list, a number, a flag): each distinct one converted
+        # once, in the order first seen; rows with one text share its result (flats copies it)
+        known = {v: convert(v) for v in dict.fromkeys(values) if v is not None}
+        out = [known.get(v) for v in values] if nulls else list(map(known.__getitem__, values))
     else:
         out = [v if v is None else convert(v) for v in values] if nulls else list(map(convert, values))
     for i in nulls:
         out[i] = null
+    return out
+
+
+def _copies(values: list[Any]) -> list[Any]:
+    """The values, each list or dict among them copied (payload._copier)."""
+    out = []
+    for value in values:
+        copy_of = _copier(value)
+        out.append(value if copy_of is None else copy_of(value))
     return out
 
 
@@ -163,11 +187,19 @@ def _clean_rows(
         without = range(count) if own is None else () if clear else nulls_of[own]
         email_rule = quick_rule(config.object, "email")
         column = match.column
+        value_of = _value_of(rows, column)
         for i in without:
-            value = rows[i].values.get(column)
+            value = value_of(i)
             if value is not None and not _passes(str(value), email_rule):
                 bad[i] = 1
     return [not b for b in bad]
+
+
+def _value_of(rows: Sequence[DiffRow], column: str) -> Callable[[int], Any]:
+    """The i-th row's value of `column` (None where it has none)."""
+    if isinstance(rows, RowChunk):
+        return rows.column(column).__getitem__
+    return lambda i: rows[i].values.get(column)
 
 
 def _failing(values: list[Any], rule: QuickRule, gaps: bool, text: bool) -> list[int]:

@@ -110,10 +110,12 @@ def stream_diff(
     chunk_rows: int | None = None,
     cap_memory: bool = True,
     model_rows: int | None = None,
+    columnar: bool = False,
 ) -> DiffStream:
     """The rows `run_diff` would return, read through a cursor `chunk_rows` (CHUNK_ROWS) rows at a time.
     `cap_memory`: False when the caller goes on to write (`run`), which the cap is not meant for.
-    `model_rows`: the model's row count if the caller took it."""
+    `model_rows`: the model's row count if the caller took it. `columnar`: the rows still in the model
+    come as row_chunk.RowChunks where they can (no `sync:` reference columns)."""
     size = chunk_rows or CHUNK_ROWS
     if cap_memory:
         wh.cap_memory()  # only reads from here on (embedded_memory.py)
@@ -128,7 +130,7 @@ def stream_diff(
         for partition in parts:
             for names, rows in wh.stream(_diff_sql(*args, part, partition), size):
                 read = read or _RowReader(config, names)
-                yield read.chunk(rows)
+                yield read.columnar(rows) if columnar and part == "present" else read.chunk(rows)  # type: ignore[misc]
 
     return DiffStream(model_rows, chunks("present"), chunks("deleted") if include_deletes else iter(()))
 
@@ -200,6 +202,7 @@ class _RowReader:
         self.ledger = [(c, index.get(f"_l_{c}")) for c in LEDGER_COLUMNS]
         self.ledger_key = index["_l_source_key"]
         positions = [index[f"c{i}"] for i in range(len(columns))]
+        self.positions = positions
         consecutive = positions == list(range(positions[0], positions[-1] + 1)) if positions else False
         # the values as one slice of the row, and no references: a row with no ledger entry is read
         # inline by `chunk` (most rows of a large diff: a first sync's every row)
@@ -234,6 +237,27 @@ class _RowReader:
             )
             out.append(diff_row)
         return out
+
+    def columnar(self, rows: Sequence[Sequence[Any]]) -> Sequence[DiffRow]:
+        """The chunk as a row_chunk.RowChunk (its rows exactly those of `chunk`), or `chunk`'s list when
+        the rows carry references or a deleted row is among them."""
+        from dbt_stripe_sync.row_chunk import RowChunk
+
+        if self.refs or not rows:
+            return self.chunk(rows)
+        cols = list(zip(*rows, strict=True))
+        changes = cols[self.change]
+        if "deleted" in changes:
+            return self.chunk(rows)
+        entries: list[LedgerEntry | None] = [None] * len(rows)
+        ledger_keys = cols[self.ledger_key]
+        if ledger_keys.count(None) != len(ledger_keys):
+            for i, found in enumerate(ledger_keys):
+                if found is not None:
+                    row = rows[i]
+                    entries[i] = LedgerEntry(**{c: None if j is None else row[j] for c, j in self.ledger})
+        values = [cols[i] for i in self.positions]
+        return RowChunk(self.columns, cols[self.key], changes, cols[self.hash], values, entries)
 
     def __call__(self, row: Sequence[Any]) -> DiffRow:
         change = row[self.change]

@@ -20,6 +20,7 @@ from dbt_stripe_sync.diff import DiffResult
 from dbt_stripe_sync.gateway import StripeGateway
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.planner import Lookups
+from dbt_stripe_sync.row_chunk import RowChunk
 from dbt_stripe_sync.stripe_objects.customer import search_by_email
 
 EMAIL_BATCH = 1000  # emails bound per ledger query
@@ -91,6 +92,11 @@ def match_emails(config: SyncConfig, diff: DiffResult) -> set[str]:
     if config.match is None or config.match.field != "email" or not config.match.column:
         return set()
     column = config.match.column
+    if isinstance(diff.rows, RowChunk):  # read as columns: no deleted row among them
+        values = diff.rows.column(column)
+        if diff.rows.bare:
+            return {str(v) for v in values if v is not None}
+        return {str(v) for v, u in zip(values, diff.rows.unbound(), strict=True) if u and v is not None}
     emails: set[str] = set()
     for row in diff.rows:
         unbound = row.ledger is None or not row.ledger.stripe_id or row.ledger.status == L.DELETED

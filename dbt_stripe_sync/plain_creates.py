@@ -21,12 +21,14 @@ planning every row gives (tests/unit/test_plain_creates.py compares the digests)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from dbt_stripe_sync.chunk_mapping import MappedColumns
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.diff import DiffRow
 from dbt_stripe_sync.plan import Change
 from dbt_stripe_sync.planner import Lookups
+from dbt_stripe_sync.row_chunk import RowChunk
 from dbt_stripe_sync.stripe_objects.base import StripeObject
 from dbt_stripe_sync.waves import plain_id_paths
 
@@ -57,40 +59,46 @@ def split_plain(
     that more than one row of the sync carries; a row with one is planned the full way (the first in
     key order keeps it), so a plain create's email is the only one of its kind and `_plan_row`'s
     record of it (`seen_match`) would never be consulted."""
-    plain: list[int] = []
-    other: list[int] = []
     adopted = lookups.adopted
     clean = mapped.clean
     match = config.match
+    if isinstance(rows, RowChunk):  # read as columns
+        keys, ledgers, column_of = rows.keys, rows.ledgers, rows.column
+    else:
+        keys, ledgers = [r.key for r in rows], [r.ledger for r in rows]
+
+        def column_of(column: str) -> list[Any]:
+            return [row.values.get(column) for row in rows]
+
     if match is None:
-        for i, row in enumerate(rows):
-            if row.ledger is None and clean[i] and row.key not in adopted:
-                plain.append(i)
-            else:
-                other.append(i)
-        return plain, other
+        return _split(
+            [e is None and c and k not in adopted for e, c, k in zip(ledgers, clean, keys, strict=True)]
+        )
     column = match.column
     if not column:
-        return plain, list(range(len(rows)))
+        return [], list(range(len(rows)))
     found = lookups.by_email
-    emails = [None if v is None else str(v) for v in [row.values.get(column) for row in rows]]
+    emails = [None if v is None else str(v) for v in column_of(column)]
     if not adopted and not any(found.values()):  # a first sync's usual chunk: no look-up to consult
-        for i, (row, email) in enumerate(zip(rows, emails, strict=True)):
-            if row.ledger is None and clean[i] and email is not None and email not in repeated:
-                plain.append(i)
-            else:
-                other.append(i)
-        return plain, other
-    for i, (row, email) in enumerate(zip(rows, emails, strict=True)):
-        if (
-            row.ledger is None
-            and clean[i]
+        return _split(
+            [
+                e is None and c and email is not None and email not in repeated
+                for e, c, email in zip(ledgers, clean, emails, strict=True)
+            ]
+        )
+    return _split(
+        [
+            e is None
+            and c
             and email is not None
             and email not in repeated
-            and row.key not in adopted
+            and k not in adopted
             and not found.get(email)
-        ):
-            plain.append(i)
-        else:
-            other.append(i)
-    return plain, other
+            for e, c, email, k in zip(ledgers, clean, emails, keys, strict=True)
+        ]
+    )
+
+
+def _split(plain: list[bool]) -> tuple[list[int], list[int]]:
+    """(the indices where `plain` holds, the others)."""
+    return [i for i, p in enumerate(plain) if p], [i for i, p in enumerate(plain) if not p]

@@ -16,14 +16,15 @@ The delete guard needs only counts: deletes planned, rows in the model, live obj
 
 Per chunk, the rows' fields are mapped column by column (chunk_mapping.py: the same payloads and
 problems as map_row + row_problems), and `plan` takes its creates as DeferredCreates, built only when
-the digest keeps them (planner.py).
+the digest keeps them (planner.py). Where `plan` only counts plain creates, the chunks are read as
+columns (row_chunk.py) and a row object is built only for a row planned the full way.
 """
 
 from __future__ import annotations
 
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,7 @@ from dbt_stripe_sync.plan import Change, Upcoming
 from dbt_stripe_sync.plan_digest import Keep, PlanDigest
 from dbt_stripe_sync.planner import Lookups, _delete_guard, _match_value, _plan_delete, _plan_row, _rekey
 from dbt_stripe_sync.progress import Progress
+from dbt_stripe_sync.row_chunk import RowChunk
 from dbt_stripe_sync.stripe_objects import adapter_for
 from dbt_stripe_sync.warehouse import Warehouse
 
@@ -129,6 +131,8 @@ def planned_parts(
     `plain`: where the rows only a create can come of go, by key, not planned (plain_creates.py)."""
     relation = prep.relations[config.model]
     refresh = prep.full_refresh and store is not None
+    adapter = adapter_for(config.object)
+    lane = plain is not None and plain_lane(config, adapter)
     with progress.phase(f"{config.model}: diff in the warehouse"):
         stream = stream_diff(
             prep.wh,
@@ -139,31 +143,30 @@ def planned_parts(
             retry_rejected=prep.settings.retry_rejected,
             cap_memory=not spool,  # `run` writes the ledger next
             model_rows=prep.row_counts.pop(relation, None),
+            columnar=lane and not spool,  # the lane's rows are read as columns (row_chunk.py)
         )
         # before the stream is read: an embedded warehouse reuses this query's memory for the stream
         repeated = repeated_match_values(prep.wh, config, relation)
         if spool:
             stream = spooled(stream)
-    adapter = adapter_for(config.object)
     totals.model_rows = stream.model_rows
     totals.live = store.count_live(config.name) if store is not None else 0
     token = (run_id or "plan") if prep.full_refresh else None
     seen_match = _OnlyRepeated(repeated)
     rekeyed: dict[str, tuple[str, str]] = {}
     once: dict[str, Any] = {}
-    lane = plain is not None and plain_lane(config, adapter)
 
-    def lookups_for(rows: list[DiffRow], more_coming: bool) -> Lookups:
-        part = DiffResult(rows=rows, model_rows=stream.model_rows)
+    def lookups_for(rows: Sequence[DiffRow], more_coming: bool) -> Lookups:
+        part = DiffResult(rows=rows, model_rows=stream.model_rows)  # type: ignore[arg-type]
         found = gather(config, part, gw, store, forget_absences=False, more_coming=more_coming)
         found = bind(config, adapter, part, gw, store, relation, found, once)
         totals.lookup_calls += found.calls
         return doomed.lookups(config, found) if doomed is not None else found
 
-    def plan_rows(rows: list[DiffRow], more_coming: bool) -> list[Change]:
+    def plan_rows(rows: Sequence[DiffRow], more_coming: bool) -> list[Change]:
         if not rows:
             return []
-        if doomed is not None:
+        if doomed is not None and not isinstance(rows, RowChunk):  # a RowChunk has no references
             rows = doomed.rows(rows)
         lookups = lookups_for(rows, more_coming)
         settings = prep.settings
@@ -176,13 +179,14 @@ def planned_parts(
         if lane:
             chosen, other = split_plain(config, rows, mapped, lookups, repeated)
             if chosen:
-                counted = [rows[i] for i in chosen]
+                every = rows
 
                 def build(i: int) -> Change:  # a kept row, planned the full way
-                    row = counted[i]
+                    row = every[chosen[i]]
                     return _plan_row(config, adapter, settings, row, lookups, {}, {}, token, upcoming)  # type: ignore[return-value]
 
-                plain([r.key for r in counted], PRESENT, build)  # type: ignore[misc]
+                keys = rows.keys if isinstance(rows, RowChunk) else [r.key for r in rows]
+                plain([keys[i] for i in chosen], PRESENT, build)  # type: ignore[misc]
                 clean = mapped.clean
                 rows, ok = [rows[i] for i in other], [clean[i] for i in other]
                 flats = mapped.flats(other)
@@ -203,8 +207,10 @@ def planned_parts(
             if frozen is not None and more and not totals.changed_rows:  # a plan worth freezing for
                 frozen.enter_context(older_objects_frozen(gc_pause.MIN_ROWS))
             totals.changed_rows += len(chunk)
-            now = chunk
-            if repeated:
+            now: Sequence[DiffRow] = chunk
+            if repeated and isinstance(chunk, RowChunk):
+                now = _keep_unrepeated(config, chunk, repeated, set_aside)
+            elif repeated:
                 aside = [_unbound(r) and _match_value(config, r) in repeated for r in chunk]
                 now = [r for r, later in zip(chunk, aside, strict=True) if not later]
                 set_aside += [r for r, later in zip(chunk, aside, strict=True) if later]
@@ -277,6 +283,24 @@ def repeated_match_values(wh: Warehouse, config: SyncConfig, relation: str) -> f
         return frozenset()
     _, rows = wh.query(wh.macro("repeated_values_sql", model_relation=relation, column=config.match.column))
     return frozenset(str(v) for (v,) in rows)
+
+
+def _keep_unrepeated(
+    config: SyncConfig, chunk: RowChunk, repeated: frozenset[str], set_aside: list[DiffRow]
+) -> RowChunk:
+    """The chunk's rows but those an unbound row's repeated match email sets aside (added to
+    `set_aside`, as DiffRows), as `_unbound` and `_match_value` tell them apart."""
+    values = chunk.column(config.match.column)  # type: ignore[union-attr,arg-type]
+    later = [
+        i
+        for i, (v, u) in enumerate(zip(values, chunk.unbound(), strict=True))
+        if v is not None and u and str(v) in repeated
+    ]
+    if not later:
+        return chunk
+    set_aside += [chunk[i] for i in later]
+    aside = set(later)
+    return chunk.take([i for i in range(len(chunk)) if i not in aside])
 
 
 def _unbound(row: DiffRow) -> bool:

@@ -81,6 +81,13 @@ _EMAIL = re.compile(
     r"^(?!\.)(?!.*\.\.)[^\s@\"(),:;<>\[\]\\]+(?<!\.)"
     r"@(?:(?!-)[^\s@.\"(),:;<>\[\]\\_]+(?<!-)\.)+(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)$"
 )
+# _EMAIL without its anchors and its no-`..` look-ahead, for many addresses joined by newlines (no part
+# of it matches a newline, so each line must be one whole address): valid_emails
+_ADDRESS = (
+    r"(?!\.)[^\s@\"(),:;<>\[\]\\]+(?<!\.)"
+    r"@(?:(?!-)[^\s@.\"(),:;<>\[\]\\_]+(?<!-)\.)+(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)"
+)
+_EMAIL_LINES = re.compile(f"{_ADDRESS}(?:\n{_ADDRESS})*")
 
 
 def row_problems(object_name: str, flat: Mapping[str, Any], *, creating: bool) -> list[str]:
@@ -228,7 +235,12 @@ def valid_email(text: str) -> bool:
 
 
 def valid_emails(texts: list[str]) -> bool:
-    """valid_email of every text (stops at the first that is not)."""
+    """valid_email of every text (stops at the first that is not). Tried first on the texts joined by
+    newlines, one regex call for all (none may hold a newline or `..`, which _EMAIL refuses); any
+    doubt is settled text by text."""
+    joined = "\n".join(texts)
+    if ".." not in joined and joined.count("\n") == len(texts) - 1 and _EMAIL_LINES.fullmatch(joined):
+        return True
     return all(map(_EMAIL.match, texts))
 
 

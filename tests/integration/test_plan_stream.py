@@ -12,6 +12,7 @@ import pytest
 import dbt_stripe_sync
 from dbt_stripe_sync import engine
 from dbt_stripe_sync.plan_digest import PlanDigest
+from dbt_stripe_sync.row_chunk import RowChunk
 from tests.support.scenarios import rekey_rejects_and_creates
 
 pytestmark = pytest.mark.timeout(300)
@@ -67,3 +68,46 @@ def test_streamed_plan_in_chunks_equals_the_whole_plan(dbt_project, tmp_path, mo
     assert by_key["2"]["action"] == "rekey" and by_key["12"]["action"] == "update"
     assert "also the match value of row 6" in by_key["7"]["reason"]
     assert [r["key"] for r in plan["rows"]] == ["1", "2", "6", "7", "8", "9", "10", "11", "12"]
+
+
+def _text_plan(project):
+    emu = project.emulator
+    emu.clear_requests()
+    result = project.sync("plan", *SEL, "--sample", "50")  # no --output: plain creates only counted
+    return result.returncode, result.stdout, [(r["method"], r["path"]) for r in emu.requests()]
+
+
+def test_plain_creates_read_as_columns_plan_what_the_whole_plan_plans(dbt_project, monkeypatch):
+    """`plan` without --output reads a first sync's rows as columns (row_chunk.py) and counts its plain
+    creates; its text (every row shown: --sample 50) is the whole plan's, before the first sync and
+    after one with ledger rows, re-keys, rejects and repeated match emails among the chunks."""
+    monkeypatch.setattr("dbt_stripe_sync.diff.CHUNK_ROWS", 2)
+    read_as_columns: list[int] = []
+    columnar = dbt_stripe_sync.diff._RowReader.columnar
+
+    def counted(self, rows):
+        chunk = columnar(self, rows)
+        read_as_columns.append(isinstance(chunk, RowChunk))
+        return chunk
+
+    monkeypatch.setattr(dbt_stripe_sync.diff._RowReader, "columnar", counted)
+    streamed = engine.stream_plan
+    plans = []
+    for setup in (lambda: None, lambda: _sync_then_change(dbt_project)):
+        setup()
+        monkeypatch.setattr(engine, "stream_plan", _whole)
+        read_as_columns.clear()
+        whole = _text_plan(dbt_project)
+        assert not read_as_columns
+        monkeypatch.setattr(engine, "stream_plan", streamed)
+        plans.append(_text_plan(dbt_project))
+        assert plans[-1] == whole  # exit code, text, reads of Stripe
+        assert read_as_columns and all(read_as_columns)
+    first, later = plans
+    assert first[0] == 0 and first[1].count("  create ") == 5
+    assert later[0] == 1 and "also the match value of row 6" in later[1] and "rekey" in later[1]
+
+
+def _sync_then_change(project) -> None:
+    assert project.sync(*SEL).returncode == 0
+    rekey_rejects_and_creates(project)

@@ -223,3 +223,18 @@ def test_one_bad_value_among_plain_ones_is_rejected_as_row_problems_says(
     planned = _planned(config, rows, mapped, defer=True)
     assert planned == _planned(config, rows, None, defer=False)
     assert planned[-1].action == "reject" and planned[0].action == "create"
+
+
+def test_a_text_parsed_once_for_its_rows_gives_each_payload_its_own_list() -> None:
+    """A column of texts to parse ('["en","fr"]') is converted once per distinct text; the rows' payloads
+    still share no list (as map_row's do), and a bad text still sends the chunk to map_row."""
+    config = _config(0)
+    rows = [DiffRow(str(i), "new", "h", dict(PLAIN_ROW, f='["en","fr"]'), {}, None) for i in range(4)]
+    mapped = map_chunk(config, rows)
+    assert mapped is not None
+    lists = [flat["preferred_locales"] for flat, _, _ in mapped]
+    assert lists == [["en", "fr"]] * 4 and len({id(v) for v in lists}) == 4
+    lists[0].append("de")
+    assert [flat["preferred_locales"] for flat, _, _ in map_chunk(config, rows) or []] == [["en", "fr"]] * 4
+    refused = [*rows, DiffRow("x", "new", "h", dict(PLAIN_ROW, f='["en",'), {}, None)]
+    assert map_chunk(config, refused) is None

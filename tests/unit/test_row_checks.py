@@ -164,3 +164,48 @@ def test_checks_cached_per_path_give_the_same_problems_as_checks_worked_out_per_
     assert warm == per_row
     # the same path on two objects keeps its own limit: a product description may be long, a customer's not
     assert per_row[len(CASES)] == [] and "350" in per_row[len(CASES) + 1][0]
+
+
+def test_many_addresses_checked_at_once_are_judged_as_one_by_one() -> None:
+    """valid_emails joins the addresses for one regex call; its answer is valid_email's for each."""
+    import random
+
+    from dbt_stripe_sync.row_checks import valid_email, valid_emails
+
+    parts = [
+        "ada",
+        "a.b",
+        "x",
+        "ü",
+        "a..b",
+        ".a",
+        "a.",
+        "-",
+        "@",
+        "",
+        " ",
+        "\n",
+        "co",
+        "xn--p1ai",
+        "1",
+        "_",
+        ".",
+        '"',
+    ]
+    rnd = random.Random(7)
+
+    def address() -> str:
+        local, domain, top = (rnd.choice(parts) + rnd.choice(parts) for _ in range(3))
+        text = f"{local}@{domain}.{top}"
+        return (
+            text if rnd.random() < 0.9 else rnd.choice(["a@b.co\n", "a@b.co\nc@d.co", "", "a@b.co", "é@x.io"])
+        )
+
+    outcomes = set()
+    for _ in range(3000):
+        texts = [f"u{i}@example.com" for i in range(rnd.randint(0, 4))]
+        texts.insert(rnd.randint(0, len(texts)), address())
+        outcomes.add(valid_emails(texts))
+        assert valid_emails(texts) == all(valid_email(t) for t in texts), texts
+    assert outcomes == {True, False}
+    assert valid_emails([]) and valid_emails(["a@b.co\n"]) == valid_email("a@b.co\n")
