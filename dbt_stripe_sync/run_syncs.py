@@ -532,11 +532,12 @@ def _note_earlier_rejects(run: _SyncRun, store: StateStore, run_id: str, relatio
     if earlier:
         run.summary.status = "partial"
         run.summary.earlier_rejected = earlier
-        run.summary.message = (
+        note = (
             f"{len(earlier)} row(s) rejected by earlier runs are still not in Stripe; they are "
             "retried when their data changes (or every run with retry_rejected: true) — "
             "see last_error in the ledger"
-        )
+        )  # after the run's other notes on this sync (held or retired deletes), never instead of them
+        run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
 
 
 def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) -> None:
