@@ -118,7 +118,8 @@ def test_a_re_key_whose_update_is_refused_does_not_retire_the_old_row(dbt_projec
     customers = dbt_project.read_seed("raw_customers")
     (row,) = [r for r in customers if r["user_id"] == "1"]
     others = [r for r in customers if r is not row]
-    dbt_project.write_seed("raw_customers", [*others, {**row, "user_id": "99"}])
+    bad = {**row, "user_id": "77", "email": "not-an-email"}  # rejected: its note must not hide the hold
+    dbt_project.write_seed("raw_customers", [*others, {**row, "user_id": "99"}, bad])
     dbt_project.build()
 
     emu.clear_requests()
@@ -130,6 +131,10 @@ def test_a_re_key_whose_update_is_refused_does_not_retire_the_old_row(dbt_projec
     assert (ledger["99"]["status"], ledger["99"]["stripe_id"]) == ("failed", None)
     held = f"re-key(s) held back, planned again by the next run: row 1: stripe_customers row 99 took {ada}"
     assert held in run.stdout
+    again = dbt_project.sync("run", "-s", "stripe_customers")  # attack 10: one note wrote over the other
+    assert again.returncode == 1
+    assert held in again.stdout and "1 row(s) rejected by earlier runs" in again.stdout
+    assert dbt_project.ledger("stripe_customers")["1"]["status"] == "synced"
 
     dbt_project.write_seed("raw_customers", others)
     dbt_project.build()
