@@ -72,6 +72,21 @@ def make_project(root: Path, rows: int) -> dict[str, str]:
         ignore=shutil.ignore_patterns("target", "dbt_packages", "logs", "*.duckdb*", "package-lock.yml"),
     )
     (root / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    env = project_env(root)
+    dbt(root, env, "deps")
+    load_customers(Path(env["DSS_DUCKDB_PATH"]), root / "raw_customers_big.csv", rows)
+    dbt(root, env, "run", "-s", MODEL)
+    return env
+
+
+def reused_env(root: Path) -> dict[str, str]:
+    """The environment of a project `make_project` built earlier (--reuse)."""
+    if not (root / "bench.duckdb").exists():
+        raise SystemExit(f"--reuse: no benchmark project in {root} (run once with --keep first)")
+    return project_env(root)
+
+
+def project_env(root: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "DBT_TARGET": "duckdb",
@@ -80,9 +95,6 @@ def make_project(root: Path, rows: int) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
     }
     env.pop("DBT_PROFILES_DIR", None)
-    dbt(root, env, "deps")
-    load_customers(Path(env["DSS_DUCKDB_PATH"]), root / "raw_customers_big.csv", rows)
-    dbt(root, env, "run", "-s", MODEL)
     return env
 
 
@@ -154,7 +166,11 @@ def change_rows(prep: Prepared, share: float) -> int:
     every = max(1, round(1 / share))
     with prep.wh.transaction():
         prep.wh.execute(f"update {relation} set city = 'Lisbon' where user_id % {every} = 0")
-    _, rows = prep.wh.query(f"select count(*) from {relation} where city = 'Lisbon'")
+    return changed_count(prep)
+
+
+def changed_count(prep: Prepared) -> int:
+    _, rows = prep.wh.query(f"select count(*) from {prep.relations[MODEL]} where city = 'Lisbon'")
     return int(rows[0][0])
 
 
@@ -253,18 +269,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changed", type=float, default=0.01, help="share of rows changed (default 0.01)")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs of each way (median shown)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project and print its path")
+    parser.add_argument(
+        "--reuse", type=Path, help="a directory a --keep run printed: measure its project again (no setup)"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix="dss-bench-"))
+    tmp = args.reuse or Path(tempfile.mkdtemp(prefix="dss-bench-"))
     try:
         root = tmp / "project"
-        env = make_project(root, args.rows)
+        env = reused_env(root) if args.reuse else make_project(root, args.rows)
         with opened(root, env) as prep:
             config = prep.configs[0]
             store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
-            filled = fill_ledger(prep, store, config, tmp)
-            changed = change_rows(prep, args.changed)
+            if args.reuse:
+                filled, changed = store.count_live(config.name), changed_count(prep)
+            else:
+                filled = fill_ledger(prep, store, config, tmp)
+                changed = change_rows(prep, args.changed)
             setup = time.perf_counter() - started
             ours = measure(lambda: in_warehouse(prep, store, config), args.repeat)
             base = measure(lambda: in_python(prep, store, config), args.repeat)
@@ -275,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(setup {setup:.1f} s, total {total:.1f} s; peak memory is Python's heap as tracemalloc")
         print(" sees it, DuckDB's own buffers excluded — they stay in the warehouse)")
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"project kept in {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)

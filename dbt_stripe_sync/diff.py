@@ -10,6 +10,7 @@ from typing import Any
 
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.errors import SyncAborted
+from dbt_stripe_sync.gc_pause import collections_spaced
 from dbt_stripe_sync.ledger import LEDGER_COLUMNS, LedgerEntry
 from dbt_stripe_sync.warehouse import Warehouse
 
@@ -73,9 +74,10 @@ def run_diff(
     """The sync's diff, whole, in key order. `model_rows`: the model's row count if the caller took it."""
     _check_keys(wh, config, model_relation)
     sql = _diff_sql(wh, config, model_relation, ledger_relation, include_deletes, retry_rejected, None)
-    names, rows = wh.query(sql)
-    read = _RowReader(config, names)
-    out = read.chunk(rows)
+    with collections_spaced():  # a tuple, a dict and a ledger entry per row (gc_pause.py)
+        names, rows = wh.query(sql)
+        read = _RowReader(config, names)
+        out = read.chunk(rows)
     counted = model_row_count(wh, model_relation) if model_rows is None else model_rows
     return DiffResult(rows=out, model_rows=counted)
 

@@ -159,13 +159,14 @@ def build_plan(
     upcoming: Upcoming | None = None,  # `plan` only: rows earlier syncs of this plan will create
 ) -> SyncPlan:
     rows = len(diff.rows)  # dbt's objects not re-scanned per row (gc_pause.py), in a plan worth it
-    with older_objects_frozen(rows if rows >= WHOLE_PLAN_FREEZE_ROWS else 0):
+    with older_objects_frozen(rows, freeze=rows >= WHOLE_PLAN_FREEZE_ROWS):
         return _build_plan(config, adapter, settings, diff, lookups, live_objects, full_refresh, upcoming)
 
 
 # A plan built whole freezes dbt's objects from this many rows on: the full collection first costs
 # ~0.1-0.5 s on dbt's heap, and planning 10,000 changed rows (1 % of a 1M-row model) took longer
-# frozen than not (benchmarks/README.md, the diff section)
+# frozen than not (benchmarks/README.md, the diff section); a smaller one (of gc_pause.MIN_ROWS rows
+# or more) only spaces the collections out
 WHOLE_PLAN_FREEZE_ROWS = 20_000
 _MAP_ROWS = 5_000  # rows mapped column by column at a time (chunk_mapping.py)
 

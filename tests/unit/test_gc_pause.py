@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from dbt_stripe_sync.gc_pause import MIN_ROWS, older_objects_frozen
+from dbt_stripe_sync.gc_pause import MIN_ROWS, collections_spaced, older_objects_frozen
 
 pytestmark = pytest.mark.timeout(60)
 MANY = MIN_ROWS  # rows of a plan big enough to freeze for
@@ -74,3 +74,40 @@ def test_a_small_plan_is_left_alone():
     with older_objects_frozen(MIN_ROWS - 1):
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() == thresholds
+
+
+def test_collections_spaced_freezes_nothing_and_restores_the_thresholds():
+    """Reading a whole diff, or planning fewer rows than a freeze pays back: thresholds raised, no
+    full collection first (garbage from before stays until the collector's own time), nothing frozen."""
+
+    class Node:
+        pass
+
+    gc.unfreeze()
+    thresholds = gc.get_threshold()
+    cycle = Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    left = weakref.ref(cycle)
+    del cycle
+    gc.disable()  # so that only a collection made by collections_spaced could free the cycle
+    try:
+        with collections_spaced():
+            assert gc.get_freeze_count() == 0
+            assert gc.get_threshold() >= (10_000, 100, 1_000)
+            assert left() is not None  # no gc.collect() first
+            with older_objects_frozen(MANY):  # a freeze inside: collected, frozen, then unfrozen
+                assert gc.get_freeze_count() > 0
+            assert gc.get_freeze_count() == 0
+            assert gc.get_threshold() >= (10_000, 100, 1_000)  # still spaced: the outer one is running
+        assert gc.get_threshold() == thresholds
+    finally:
+        gc.enable()
+
+
+def test_a_plan_told_not_to_freeze_only_spaces_collections():
+    gc.unfreeze()
+    thresholds = gc.get_threshold()
+    with older_objects_frozen(MANY, freeze=False):
+        assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() >= (10_000, 100, 1_000)
+    assert gc.get_threshold() == thresholds
