@@ -313,7 +313,7 @@ def _plan_and_queue(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
         # no write names an object the run deletes; objects moving here from a model deleting them
-        changes = _defer_rekeys(run, doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes)))
+        changes = doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes))
         run.deletes = [c for c in changes if c.action == "delete"]
         doomed.add(config, run.deletes, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
@@ -344,9 +344,7 @@ def _queue_streamed(
             return None
         try:
             for changes, _part in parts:
-                changes = _defer_rekeys(
-                    run, doomed.hand_over(config, doomed.unresolve_plain(config, changes))
-                )
+                changes = doomed.hand_over(config, doomed.unresolve_plain(config, changes))
                 deletes = [c for c in changes if c.action == "delete"]
                 run.deletes += deletes
                 doomed.add(config, deletes, cancel)
@@ -378,23 +376,13 @@ def _canceller(run: _SyncRun) -> Cancel:
     return cancel_in(run.deletes, lambda retired, sync, key: run.taken_over.append((retired, sync, key)))
 
 
-def _defer_rekeys(run: _SyncRun, changes: list[Change]) -> list[Change]:
-    """The changes but a re-key's retirement of its old row, kept for `_settle_takeovers`: the object
-    moves to the new row only once that row's update (which writes its tag) has landed."""
-    if not any(c.moved_to for c in changes):
-        return changes
-    run.taken_over += [(c, run.config.name, c.moved_to) for c in changes if c.moved_to]
-    return [c for c in changes if not c.moved_to]
-
-
 def _settle_takeovers(
     prep: Prepared, store: StateStore, applier: Applier, runs: Sequence[_SyncRun]
 ) -> set[tuple[str, str]]:
     """Every write sent: a delete an in-run takeover dropped retires its row once the taking row is
-    bound to the object, and so does a re-key's old row (`_defer_rekeys`). If that write did not land
-    (Stripe refused it, the sync failed), the old row is not retired: its delete is held, planned again
-    by the next run (bound_elsewhere.py), so the object keeps an owner that deletes it. Returns the
-    taking rows (sync, key) that did not land."""
+    bound to the object. If that write did not land (Stripe refused it, the sync failed), the old row is
+    not retired: its delete is held, planned again by the next run (bound_elsewhere.py), so the object
+    keeps an owner that deletes it. Returns the taking rows (sync, key) that did not land."""
     taken = [(r, t) for r in runs for t in r.taken_over]
     if not taken:
         return set()
@@ -417,10 +405,7 @@ def _settle_takeovers(
             why = f"takeover not confirmed ({failure})"
             notes = [f"{len(held)} delete(s) held back, planned again by the next run: {why}"]
         else:
-            notes = [
-                held_note(run.config.name, [c for c in held if not c.moved_to], found),
-                held_note(run.config.name, [c for c in held if c.moved_to], found, "re-key(s)"),
-            ]
+            notes = [held_note(run.config.name, held, found)]
         if any(notes):
             run.summary.message = "; ".join(filter(None, [run.summary.message, *notes]))
     return unlanded
