@@ -44,8 +44,9 @@ from dbt_stripe_sync.warehouse import Warehouse
 _BATCH = 500  # Stripe IDs (or row keys) per look-up query
 # a rejected row keeps its Stripe ID: its new values are refused, the object is still its own
 _BINDING = (*L.LIVE, L.REJECTED)
-# holders only aimed at the object, not bound to it: they hold a delete back, never retire it
-AIMED = frozenset({"awaiting", "refused"})
+# holders only aimed at the object (or taking it in a write that did not land), not bound to it: they
+# hold a delete back, never retire it
+AIMED = frozenset({"awaiting", "refused", "taking"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Holder:
     @property
     def holds_back(self) -> bool:
         """Whether the delete waits (planned again next run) rather than being retired for good."""
-        return self.how in AIMED or self.how == "taking"
+        return self.how in AIMED
 
 
 Bound = dict[tuple[str, str], Holder]  # (sync, key) of a delete -> the row that keeps it from sending

@@ -401,13 +401,12 @@ def _settle_takeovers(
         unlanded.update((sync, key) for _, sync, key in waiting)
         found = {(run.config.name, c.key): Holder(sync, key, "taking") for c, sync, key in waiting}
         held = [c for c, _, _ in waiting]
+        note = held_note(run.config.name, held, found)
         if failure and held:
             why = f"takeover not confirmed ({failure})"
-            notes = [f"{len(held)} delete(s) held back, planned again by the next run: {why}"]
-        else:
-            notes = [held_note(run.config.name, held, found)]
-        if any(notes):
-            run.summary.message = "; ".join(filter(None, [run.summary.message, *notes]))
+            note = f"{len(held)} delete(s) held back, planned again by the next run: {why}"
+        if note:
+            run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
     return unlanded
 
 
