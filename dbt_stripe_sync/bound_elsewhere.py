@@ -85,18 +85,22 @@ def bound_elsewhere(
     project: Mapping[str, SyncModel],
     doubted: Collection[str] = (),
     replanned: Collection[str] = (),
+    recovered: Collection[str] | None = None,
 ) -> Bound:
     """Each planned delete (by sync name) that must not be sent, with the row that holds its object.
     `project`: every sync of the project (selected or not); `doubted`: syncs blocked by their delete
     guard or failed in this run, whose rows count as present even when they left their model;
-    `replanned`: syncs `plan` plans again, whose refused rows' recorded targets it does not read."""
+    `replanned`: syncs `plan` plans again, whose refused rows' recorded targets it does not read;
+    `recovered`: syncs whose pending writes `run` has finished by now (default: `replanned`), so `plan`
+    shows an awaiting row there as the binding recovery makes of it."""
+    recovered = replanned if recovered is None else recovered
     ids = sorted({c.stripe_id for cs in deletes.values() for c in cs if c.stripe_id})
     if not ids:
         return {}
     deleting = {(sync, c.key) for sync, cs in deletes.items() for c in cs}
     candidates = bound_rows(wh, ledger_relation, ids) + _pending_aimed_at(wh, ledger_relation, set(ids))
     candidates = [
-        (s, k, sid, _as_replanned(how) if s in replanned else how)
+        (s, k, sid, _as_replanned(how) if s in recovered else how)
         for s, k, sid, how in candidates
         if (s, k) not in deleting and s in project and not (how == "refused" and s in replanned)
     ]

@@ -307,7 +307,19 @@ def _plan(
     if prep.full_refresh:
         out.write(FULL_REFRESH_NOTICE)
     ordered = run_order(prep.configs)  # as `run` plans them: what it deletes changes later syncs
-    doomed = PlannedDeletes(ordered)
+    # each plan's deletes, or their retirements (another row took the object over, in this run or in
+    # one before it: bound_elsewhere.py), checked as `run` checks them: before they doom their objects
+    # for later syncs, and once every sync is planned
+    doomed = PlannedDeletes(
+        ordered,
+        (
+            lambda deletes, doubted, replanned, recovered: bound_elsewhere(
+                prep.wh, ledger_relation, deletes, prep.sync_models, doubted, replanned, recovered
+            )
+        )
+        if exists
+        else None,
+    )
     try:
         for i, config in enumerate(ordered):
             # a `sync:` reference to a row an earlier plan creates resolves as the run will resolve it
@@ -322,15 +334,7 @@ def _plan(
             doomed.planned(config, digest)
             # rows still rejected by earlier runs count as the run counts them (rejected, not unchanged)
             with_earlier_rejects(digest, state, ledger_relation, prep.relations[config.model])
-        # each plan's deletes, or their retirements (another row took the object over, in this run or
-        # in one before it: bound_elsewhere.py)
-        doomed.finish(
-            lambda deletes, doubted, replanned: (
-                bound_elsewhere(prep.wh, ledger_relation, deletes, prep.sync_models, doubted, replanned)
-                if exists
-                else {}
-            )
-        )
+        doomed.finish()
         for digest in plans:  # deletes `run` holds back for an unselected dependent (held_deletes.py)
             config = digest.config
             held = hold_in_plan(

@@ -72,6 +72,9 @@ class Change:
     account: str | None = None  # Stripe Connect: the connected account written to (None: the platform)
     # plan --against stripe: `before` holds Stripe's current values, this what the tool last sent
     ledger_before: dict[str, Any] | None = None
+    # rekey within a sync: the key of the row the object moved to (the old row is retired once that
+    # row's update has landed: run_syncs._settle_takeovers)
+    moved_to: str | None = None
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class Change:
         ledger: LedgerEntry | None = None,
         account: str | None = None,
         ledger_before: dict[str, Any] | None = None,
+        moved_to: str | None = None,
     ) -> None:
         """The dataclass's own __init__, with every field set in one write: a frozen dataclass sets each
         field through object.__setattr__ (~1 us of a planned row; a plan makes a Change per row).
@@ -105,6 +109,7 @@ class Change:
             ledger=ledger,
             account=account,
             ledger_before=ledger_before,
+            moved_to=moved_to,
         )
 
     @property

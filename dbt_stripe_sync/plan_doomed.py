@@ -25,11 +25,17 @@ def run_order(configs: Sequence[SyncConfig]) -> list[SyncConfig]:
     return [c for wave in sync_waves(configs) for c in wave]
 
 
+# (deletes by sync, syncs whose deletes are blocked, syncs planned again, syncs recovered) -> the rows
+# holding them (bound_elsewhere.py)
+BoundCheck = Callable[[dict[str, list[Change]], set[str], set[str], set[str]], Bound]
+
+
 class PlannedDeletes:
     """The plan's Doomed registry and the deletes held back from each sync's digest."""
 
-    def __init__(self, configs: Sequence[SyncConfig]) -> None:
+    def __init__(self, configs: Sequence[SyncConfig], bound: BoundCheck | None = None) -> None:
         self.doomed = Doomed.for_syncs(configs)
+        self._bound = bound  # bound_elsewhere.py, as `run` asks it (None: no ledger yet)
         self._held: dict[str, list[Change]] = {}  # sync name -> its deletes (cancel_in drops them)
         self._retired: dict[str, list[Change]] = {}  # sync name -> retirements of dropped deletes
         self._digests: list[PlanDigest] = []
@@ -71,11 +77,25 @@ class PlannedDeletes:
         self.doomed.commit()
         held = self._held.setdefault(config.name, [])
         retired = self._retired.setdefault(config.name, [])
+        self._vet(config, held, retired)
         self.doomed.add(config, held, cancel_in(held, lambda change, *_taker: retired.append(change)))
 
-    def finish(
-        self, bound: Callable[[dict[str, list[Change]], set[str], set[str]], Bound] | None = None
-    ) -> None:
+    def _vet(self, config: SyncConfig, held: list[Change], retired: list[Change]) -> None:
+        """As `run` does before its deletes doom their objects: one whose object another row is bound to
+        is retired now, never doomed (run_syncs._vet_deletes); the rest are checked again by `finish`."""
+        if self._bound is None or not any(c.stripe_id for c in held):
+            return
+        # the ledger as the run finds it when it plans this sync: the syncs before it sent, this one's
+        # pending writes recovered
+        before = {d.config.name for d in self._digests if not d.blocked}
+        blocked = {d.config.name for d in self._digests if d.blocked}
+        found = self._bound({config.name: list(held)}, blocked, before - {config.name}, before)
+        _, moved, _ = split(config.name, held, found)
+        gone = {c.key for c in moved}
+        held[:] = [c for c in held if c.key not in gone]
+        retired += moved
+
+    def finish(self) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements — also of deletes
         whose object another row is still bound to (`bound`: bound_elsewhere.py, told which syncs'
         deletes are blocked and which are planned again) — or a warning for those held back, as `run`
@@ -83,7 +103,7 @@ class PlannedDeletes:
         sending = {d.config.name: self._held.get(d.config.name, []) for d in self._digests if not d.blocked}
         blocked = {d.config.name for d in self._digests if d.blocked}
         live = {n: cs for n, cs in sending.items() if cs}
-        found = bound(live, blocked, set(sending)) if bound and live else {}
+        found = self._bound(live, blocked, set(sending), set(sending)) if self._bound and live else {}
         for digest in self._digests:
             name = digest.config.name
             deletes, retired, held = split(name, self._held.pop(name, []), found)

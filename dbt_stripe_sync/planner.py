@@ -267,6 +267,7 @@ def _rekey(config: SyncConfig, old: str, new: str, stripe_id: str, entry: L.Ledg
         stripe_id=stripe_id,
         ledger=base.evolve(stripe_id=base.stripe_id or stripe_id),
         reason=f"re-keyed: {stripe_id} is now synced from row {new}; nothing is deleted",
+        moved_to=new,
     )
 
 

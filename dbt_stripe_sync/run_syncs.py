@@ -98,9 +98,10 @@ def run_syncs(
         runs: list[list[_SyncRun]] = []
         # what the syncs planned so far delete: later ones must not build on it (doomed.py)
         doomed = Doomed.for_syncs(prep.configs)
+        doubted: set[str] = set()  # syncs that did not finish, so far (bound_elsewhere.py)
         for wave in waves:
             wave_runs, not_started = _run_wave(
-                prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts, doomed
+                prep, wave, store, gw, applier, run_id, progress, make_plan, stream_parts, doomed, doubted
             )
             runs.append(wave_runs)
             summaries += [r.summary for r in wave_runs] + not_started
@@ -148,6 +149,8 @@ class _SyncRun:
     taken_over: list[tuple[Change, str, str]] = field(default_factory=list)
     row_written: bool = False  # its `running` row is in the runs table
     streamed: bool = False  # planned and sent a chunk of its diff at a time (run_stream.py)
+    # syncs of the run that did not finish so far (blocked, failed): their rows' models are in doubt
+    doubted: set[str] = field(default_factory=set)
 
 
 def _run_wave(
@@ -161,6 +164,7 @@ def _run_wave(
     make_plan: MakePlan,
     stream_parts: StreamParts | None = None,
     doomed: Doomed | None = None,
+    doubted: set[str] | None = None,
 ) -> tuple[list[_SyncRun], list[SyncSummary]]:
     """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
     joining one send pipeline as soon as it is planned (so the next is planned while they go out).
@@ -168,6 +172,7 @@ def _run_wave(
     could not be (Stripe unreachable)."""
     runs: list[_SyncRun] = []
     summaries: list[SyncSummary] = []
+    doubted = doubted if doubted is not None else set()
     with applier.pipeline() as pipe:
         for config in wave:
             if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
@@ -185,6 +190,7 @@ def _run_wave(
                 time.monotonic(),
                 gw.stats.for_scope(config.name).requests,
                 SyncResult(config.name),
+                doubted=doubted,
             )
             runs.append(run)
             run.row_written = _record_start(store, run, run_id)
@@ -199,6 +205,8 @@ def _run_wave(
                 stream_parts,
                 doomed if doomed is not None else Doomed(),
             )
+            if run.summary.status in _UNFINISHED:
+                doubted.add(config.name)
         sending = [r for r in runs if r.writes]
         if sending:
             names = ", ".join(r.config.model for r in sending)
@@ -213,6 +221,7 @@ def _run_wave(
                         _failed(r, exc)
     for run in runs:  # before later waves plan: they may reference what these writes create
         _finish_burnt_keys(run, gw, applier)
+    doubted.update(r.config.name for r in runs if r.summary.status in _UNFINISHED)
     # a cancel that invoices now goes at its own sync's turn, as one sync at a time: the final invoice
     # must not sweep in pending items a later wave creates (invoice_now.py)
     early = [r for r in runs if r.deletes and cancels_invoice_now(r.config)]
@@ -304,7 +313,7 @@ def _plan_and_queue(
         totals = StreamTotals()
         parts = stream_parts(config, store, run_id, totals, doomed) if stream_parts is not None else None
         if parts is not None:
-            _queue_streamed(run, parts, totals, recovered, applier, pipe, doomed)
+            _queue_streamed(prep, store, run, parts, totals, recovered, applier, pipe, doomed)
             return
         plan = make_plan(config, store, run_id, doomed)
         crashpoint("after_plan")
@@ -313,8 +322,8 @@ def _plan_and_queue(
             summary.status, summary.message = "blocked", plan.blocked + " — nothing was sent for this model"
             return
         # no write names an object the run deletes; objects moving here from a model deleting them
-        changes = doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes))
-        run.deletes = [c for c in changes if c.action == "delete"]
+        changes = _defer_rekeys(run, doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes)))
+        run.deletes = _vet_deletes(prep, store, applier, run, [c for c in changes if c.action == "delete"])
         doomed.add(config, run.deletes, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
@@ -325,6 +334,8 @@ def _plan_and_queue(
 
 
 def _queue_streamed(
+    prep: Prepared,
+    store: StateStore,
     run: _SyncRun,
     parts: Iterator[tuple[list[Change], int]],
     totals: StreamTotals,
@@ -339,13 +350,18 @@ def _queue_streamed(
     run.streamed = True
     cancel = _canceller(run)
 
+    def vet(deletes: list[Change]) -> list[Change]:
+        return _vet_deletes(prep, store, applier, run, deletes)
+
     def next_writes() -> list[Change] | None:
         if summary.status != "success":
             return None
         try:
             for changes, _part in parts:
-                changes = doomed.hand_over(config, doomed.unresolve_plain(config, changes))
-                deletes = [c for c in changes if c.action == "delete"]
+                changes = _defer_rekeys(
+                    run, doomed.hand_over(config, doomed.unresolve_plain(config, changes))
+                )
+                deletes = vet([c for c in changes if c.action == "delete"])
                 run.deletes += deletes
                 doomed.add(config, deletes, cancel)
                 writes = applier.record_quiet(config, [c for c in changes if c.action != "delete"], result)
@@ -370,19 +386,54 @@ def _queue_streamed(
         pipe.add(lane, first)
 
 
+def _vet_deletes(
+    prep: Prepared, store: StateStore, applier: Applier, run: _SyncRun, deletes: list[Change]
+) -> list[Change]:
+    """Of a sync's planned deletes, those to register as doomed: one whose object another row is bound to
+    (an earlier run's takeover or re-key, killed before the old row was retired) retires its row now, so
+    it never dooms the object — later syncs of this run still resolve references to a customer that
+    stays (they lost its invoices for a run). The rest are checked again once every write is done
+    (`_retire_deletes_bound_elsewhere`): a row only aimed at the object may bind to it, or stop aiming
+    at it, in this run; until then its delete dooms the object, the safe side for references."""
+    if not any(c.stripe_id for c in deletes):
+        return deletes
+    name = run.config.name
+    try:
+        found = bound_elsewhere(prep.wh, store.ledger, {name: deletes}, prep.sync_models, run.doubted)
+    except Exception:  # `_retire_deletes_bound_elsewhere` holds them back if it cannot check either
+        return deletes
+    _, retired, _ = split_bound(name, deletes, found)
+    if not retired:
+        return deletes
+    applier.record_quiet(run.config, retired, run.result)
+    _note_retired(run, retired, "delete(s) not sent")
+    gone = {c.key for c in retired}
+    return [c for c in deletes if c.key not in gone]
+
+
 def _canceller(run: _SyncRun) -> Cancel:
     """Drops one of the run's planned deletes: another row of the run takes its object over
     (doomed.py). Its row's retirement waits for that row's write (`_settle_takeovers`)."""
     return cancel_in(run.deletes, lambda retired, sync, key: run.taken_over.append((retired, sync, key)))
 
 
+def _defer_rekeys(run: _SyncRun, changes: list[Change]) -> list[Change]:
+    """The changes but a re-key's retirement of its old row, kept for `_settle_takeovers`: the object
+    moves to the new row only once that row's update (which writes its tag) has landed."""
+    if not any(c.moved_to for c in changes):
+        return changes
+    run.taken_over += [(c, run.config.name, c.moved_to) for c in changes if c.moved_to]
+    return [c for c in changes if not c.moved_to]
+
+
 def _settle_takeovers(
     prep: Prepared, store: StateStore, applier: Applier, runs: Sequence[_SyncRun]
 ) -> set[tuple[str, str]]:
     """Every write sent: a delete an in-run takeover dropped retires its row once the taking row is
-    bound to the object. If that write did not land (Stripe refused it, the sync failed), the old row is
-    not retired: its delete is held, planned again by the next run (bound_elsewhere.py), so the object
-    keeps an owner that deletes it. Returns the taking rows (sync, key) that did not land."""
+    bound to the object, and so does a re-key's old row (`_defer_rekeys`). If that write did not land
+    (Stripe refused it, the sync failed), the old row is not retired: its delete is held, planned again
+    by the next run (bound_elsewhere.py), so the object keeps an owner that deletes it. Returns the
+    taking rows (sync, key) that did not land."""
     taken = [(r, t) for r in runs for t in r.taken_over]
     if not taken:
         return set()
@@ -401,12 +452,16 @@ def _settle_takeovers(
         unlanded.update((sync, key) for _, sync, key in waiting)
         found = {(run.config.name, c.key): Holder(sync, key, "taking") for c, sync, key in waiting}
         held = [c for c, _, _ in waiting]
-        note = held_note(run.config.name, held, found)
         if failure and held:
             why = f"takeover not confirmed ({failure})"
-            note = f"{len(held)} delete(s) held back, planned again by the next run: {why}"
-        if note:
-            run.summary.message = "; ".join(filter(None, [run.summary.message, note]))
+            notes = [f"{len(held)} delete(s) held back, planned again by the next run: {why}"]
+        else:  # a re-key within the model (`_defer_rekeys`) is named as one
+            notes = [
+                held_note(run.config.name, [c for c in held if not c.moved_to], found),
+                held_note(run.config.name, [c for c in held if c.moved_to], found, "re-key(s)"),
+            ]
+        if any(notes):
+            run.summary.message = "; ".join(filter(None, [run.summary.message, *notes]))
     return unlanded
 
 
@@ -419,7 +474,7 @@ def _retire_deletes_bound_elsewhere(
     if not sending:
         return
     try:
-        doubted = {r.config.name for r in runs if r.summary.status in ("blocked", "error")}
+        doubted = {r.config.name for r in runs if r.summary.status in _UNFINISHED}
         deletes = {r.config.name: r.deletes for r in sending}
         found = bound_elsewhere(prep.wh, store.ledger, deletes, prep.sync_models, doubted)
     except Exception as exc:  # nothing irreversible is sent unchecked
@@ -474,7 +529,7 @@ def _hold_back_deletes_of_unfinished_dependents(runs: Sequence[_SyncRun]) -> Non
         unfinished = [
             r.config.model
             for r in runs
-            if r is not run and r.summary.status in ("blocked", "error") and needs(r.config, run.config)
+            if r is not run and r.summary.status in _UNFINISHED and needs(r.config, run.config)
         ]
         if unfinished:
             held, run.deletes = len(run.deletes), []
@@ -561,6 +616,7 @@ def _finish(run: _SyncRun, store: StateStore, gw: StripeGateway, run_id: str) ->
 
 
 _NOT_IN_UNCHANGED = frozenset({PENDING, DELETED, ARCHIVED, SKIPPED})
+_UNFINISHED = frozenset({"blocked", "error"})  # sync statuses whose deletes are not sent
 BURNT_KEY_PASSES = 5  # each settles what it can; what is left stays pending for the next run
 
 

@@ -7,6 +7,7 @@ instead of the customer leaking for good. Writes counted from the emulator's req
 from __future__ import annotations
 
 import pytest
+import stripe
 
 from tests.support.moves import plan_and_run, plan_rows, refused_leads, without
 
@@ -99,4 +100,45 @@ def test_an_in_run_takeover_whose_write_is_refused_does_not_retire_the_delete(db
     emu.clear_requests()
     assert dbt_project.sync("run", "-s", "stripe_customers", "stripe_leads").returncode == 0
     assert sorted(_writes(emu)) == [("DELETE", f"/v1/customers/{ada}"), ("POST", "/v1/customers")]
+    assert not _alive(emu, ada)
+
+
+def test_a_re_key_whose_update_is_refused_does_not_retire_the_old_row(dbt_project):
+    """Attack 9: within one model, Ada's row 1 is replaced by row 99 with her email (a re-key), and Stripe
+    refuses row 99's update (its tag is a 51st metadata key on her customer, which has 46 of its own).
+    The old row is not retired, as it was before any write: the re-key waits, and when row 99 leaves too,
+    her customer is deleted — it used to stay in Stripe with no ledger row left to delete it."""
+    emu = dbt_project.emulator
+    client = stripe.StripeClient("sk_test_outside", base_addresses={"api": emu.url}, max_network_retries=0)
+    outside = {f"o{i}": "x" for i in range(46)}
+    ada = client.v1.customers.create(params={"email": "ada@example.com", "metadata": outside}).id
+    dbt_project.build()
+    assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
+    assert dbt_project.ledger("stripe_customers")["1"]["stripe_id"] == ada  # matched; 50 keys now
+    customers = dbt_project.read_seed("raw_customers")
+    (row,) = [r for r in customers if r["user_id"] == "1"]
+    others = [r for r in customers if r is not row]
+    bad = {**row, "user_id": "77", "email": "not-an-email"}  # rejected: its note must not hide the hold
+    dbt_project.write_seed("raw_customers", [*others, {**row, "user_id": "99"}, bad])
+    dbt_project.build()
+
+    emu.clear_requests()
+    run = dbt_project.sync("run", "-s", "stripe_customers")
+    assert run.returncode == 1
+    assert _writes(emu) == [("POST", f"/v1/customers/{ada}")]  # refused: no DELETE
+    ledger = dbt_project.ledger("stripe_customers")
+    assert (ledger["1"]["status"], ledger["1"]["stripe_id"]) == ("synced", ada)  # not retired
+    assert (ledger["99"]["status"], ledger["99"]["stripe_id"]) == ("failed", None)
+    held = f"re-key(s) held back, planned again by the next run: row 1: stripe_customers row 99 took {ada}"
+    assert held in run.stdout
+    again = dbt_project.sync("run", "-s", "stripe_customers")  # attack 10: one note wrote over the other
+    assert again.returncode == 1
+    assert held in again.stdout and "1 row(s) rejected by earlier runs" in again.stdout
+    assert dbt_project.ledger("stripe_customers")["1"]["status"] == "synced"
+
+    dbt_project.write_seed("raw_customers", others)
+    dbt_project.build()
+    emu.clear_requests()
+    assert dbt_project.sync("run", "-s", "stripe_customers").returncode == 0
+    assert _writes(emu) == [("DELETE", f"/v1/customers/{ada}")]
     assert not _alive(emu, ada)
