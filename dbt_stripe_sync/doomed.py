@@ -104,15 +104,22 @@ class Doomed:
         for change in list(deletes):
             if change.action != "delete" or not change.stripe_id:
                 continue
-            bound = self._bound.get(change.stripe_id)
-            to = self._syncs[bound[0]] if bound is not None else None
-            if bound is not None and to is not None and to.object == config.object and to is not config:
+            if self.taken_here(config, change):
+                bound = self._bound[change.stripe_id]
+                to = self._syncs[bound[0]]
                 cancel(retired(change, to, bound[1]), to.name, bound[1])
                 rewrites = bound[2] in ("update", "adopt")  # an insert-mode skip never writes to it
                 if rewrites and not any(r.stripe_id == change.stripe_id for r in self.retags):
                     self.retags.append(Retag(to, bound[1], change.stripe_id))
                 continue
             self._by_id.setdefault(change.stripe_id, []).append(_Doomed(config, change, cancel))
+
+    def taken_here(self, config: SyncConfig, change: Change) -> bool:
+        """Whether `add` turns this delete into an in-run takeover: a row of another sync of the same
+        kind bound to its object earlier in this run (whether or not that row's write has landed yet)."""
+        bound = self._bound.get(change.stripe_id) if change.stripe_id else None
+        to = self._syncs[bound[0]] if bound is not None else None
+        return to is not None and to.object == config.object and to is not config
 
     @classmethod
     def for_syncs(cls, configs: Iterable[SyncConfig]) -> Doomed:

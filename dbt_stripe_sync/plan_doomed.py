@@ -82,15 +82,17 @@ class PlannedDeletes:
 
     def _vet(self, config: SyncConfig, held: list[Change], retired: list[Change]) -> None:
         """As `run` does before its deletes doom their objects: one whose object another row is bound to
-        is retired now, never doomed (run_syncs._vet_deletes); the rest are checked again by `finish`."""
-        if self._bound is None or not any(c.stripe_id for c in held):
+        is retired now, never doomed (run_syncs._vet_deletes), unless a row of this plan took it over
+        (`Doomed.add`); the rest are checked again by `finish`."""
+        checked = [c for c in held if c.stripe_id and not self.doomed.taken_here(config, c)]
+        if self._bound is None or not checked:
             return
         # the ledger as the run finds it when it plans this sync: the syncs before it sent, this one's
         # pending writes recovered
         before = {d.config.name for d in self._digests if not d.blocked}
         blocked = {d.config.name for d in self._digests if d.blocked}
-        found = self._bound({config.name: list(held)}, blocked, before - {config.name}, before)
-        _, moved, _ = split(config.name, held, found)
+        found = self._bound({config.name: checked}, blocked, before - {config.name}, before)
+        _, moved, _ = split(config.name, checked, found)
         gone = {c.key for c in moved}
         held[:] = [c for c in held if c.key not in gone]
         retired += moved

@@ -323,7 +323,9 @@ def _plan_and_queue(
             return
         # no write names an object the run deletes; objects moving here from a model deleting them
         changes = _defer_rekeys(run, doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes)))
-        run.deletes = _vet_deletes(prep, store, applier, run, [c for c in changes if c.action == "delete"])
+        run.deletes = _vet_deletes(
+            prep, store, applier, run, doomed, [c for c in changes if c.action == "delete"]
+        )
         doomed.add(config, run.deletes, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
@@ -351,7 +353,7 @@ def _queue_streamed(
     cancel = _canceller(run)
 
     def vet(deletes: list[Change]) -> list[Change]:
-        return _vet_deletes(prep, store, applier, run, deletes)
+        return _vet_deletes(prep, store, applier, run, doomed, deletes)
 
     def next_writes() -> list[Change] | None:
         if summary.status != "success":
@@ -387,25 +389,29 @@ def _queue_streamed(
 
 
 def _vet_deletes(
-    prep: Prepared, store: StateStore, applier: Applier, run: _SyncRun, deletes: list[Change]
+    prep: Prepared, store: StateStore, applier: Applier, run: _SyncRun, doomed: Doomed, deletes: list[Change]
 ) -> list[Change]:
     """Of a sync's planned deletes, those to register as doomed: one whose object another row is bound to
     (an earlier run's takeover or re-key, killed before the old row was retired) retires its row now, so
     it never dooms the object — later syncs of this run still resolve references to a customer that
     stays (they lost its invoices for a run). The rest are checked again once every write is done
     (`_retire_deletes_bound_elsewhere`): a row only aimed at the object may bind to it, or stop aiming
-    at it, in this run; until then its delete dooms the object, the safe side for references."""
-    if not any(c.stripe_id for c in deletes):
+    at it, in this run; until then its delete dooms the object, the safe side for references. A delete
+    of an object a row of this run bound to is left to `Doomed.add` (an in-run takeover, with its re-tag),
+    whether or not that row's write has landed yet."""
+    config = run.config
+    checked = [c for c in deletes if c.stripe_id and not doomed.taken_here(config, c)]
+    if not checked:
         return deletes
-    name = run.config.name
+    name = config.name
     try:
-        found = bound_elsewhere(prep.wh, store.ledger, {name: deletes}, prep.sync_models, run.doubted)
+        found = bound_elsewhere(prep.wh, store.ledger, {name: checked}, prep.sync_models, run.doubted)
     except Exception:  # `_retire_deletes_bound_elsewhere` holds them back if it cannot check either
         return deletes
-    _, retired, _ = split_bound(name, deletes, found)
+    _, retired, _ = split_bound(name, checked, found)
     if not retired:
         return deletes
-    applier.record_quiet(run.config, retired, run.result)
+    applier.record_quiet(config, retired, run.result)
     _note_retired(run, retired, "delete(s) not sent")
     gone = {c.key for c in retired}
     return [c for c in deletes if c.key not in gone]
