@@ -72,6 +72,8 @@ class Change:
     account: str | None = None  # Stripe Connect: the connected account written to (None: the platform)
     # plan --against stripe: `before` holds Stripe's current values, this what the tool last sent
     ledger_before: dict[str, Any] | None = None
+    # the diff row's quick hash, written to the ledger with row_hash as payload_quick_hash (DiffRow)
+    quick_hash: int | None = None
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class Change:
         ledger: LedgerEntry | None = None,
         account: str | None = None,
         ledger_before: dict[str, Any] | None = None,
+        quick_hash: int | None = None,
     ) -> None:
         """The dataclass's own __init__, with every field set in one write: a frozen dataclass sets each
         field through object.__setattr__ (~1 us of a planned row; a plan makes a Change per row).
@@ -105,6 +108,7 @@ class Change:
             ledger=ledger,
             account=account,
             ledger_before=ledger_before,
+            quick_hash=quick_hash,
         )
 
     @property
