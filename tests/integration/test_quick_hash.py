@@ -7,6 +7,7 @@ alone picks."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ from dbt_stripe_sync import engine
 from dbt_stripe_sync.diff import fingerprint, run_diff
 from dbt_stripe_sync.engine import Prepared
 from dbt_stripe_sync.ledger import StateStore
+from tests.integration.test_run_stream import streamed  # noqa: F401 (a fixture: `run` in chunks)
 from tests.support.dbt_project import DbtProject, pg_connect
 
 pytestmark = pytest.mark.timeout(600)
@@ -195,16 +197,26 @@ def test_whatever_the_quick_hashes_say_the_diff_picks_what_md5_picks(dbt_project
     assert changed == sorted(k for (k,) in vips)
 
 
-def test_the_quick_hash_written_is_the_one_the_next_diff_trusts(dbt_project, warehouse, monkeypatch):
+@pytest.mark.parametrize("how", ["whole", "streamed"])
+def test_the_quick_hash_written_is_the_one_the_next_diff_trusts(
+    dbt_project, warehouse, monkeypatch, request, how
+):
     """Every synced row's payload_quick_hash is quick_hash_sql over its values and its payload_hash, and
     the diff takes a row that hash vouches for as unchanged without its md5: a forged ledger entry (the
     quick hash of the row's values with a different payload_hash) is left alone, which the md5 path
     alone would pick. If the writers stored another value, every row would fall back to md5 (slow,
-    and nothing else would tell)."""
+    and nothing else would tell). `run` plans a sync whole or streams it in chunks (run_stream.py,
+    spooled diff): both write it."""
     if warehouse != "duckdb":
         pytest.skip("PostgreSQL has no quick hash")
     project = dbt_project
-    assert project.sync("-s", "stripe_customers").returncode == 0
+    if how == "streamed":
+        parts = request.getfixturevalue("streamed")  # chunks of 2 rows, parts counted (test_run_stream)
+        vars_ = ("--vars", json.dumps({"dbt_stripe_sync": {"stream_min_rows": 0}}))
+        assert project.sync("-s", "stripe_customers", *vars_).returncode == 0
+        assert parts and parts[0] >= 3  # 5 rows streamed in chunks of 2
+    else:
+        assert project.sync("-s", "stripe_customers").returncode == 0
     ledger = _ledger_table(project)
     with _prepared(project, monkeypatch) as prep:
         config = next(c for c in prep.configs if c.name == "stripe_customers")
