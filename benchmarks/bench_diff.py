@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from dbt_stripe_sync import ledger as L  # noqa: E402
 from dbt_stripe_sync.applier import Applier  # noqa: E402
 from dbt_stripe_sync.config.model import SyncConfig  # noqa: E402
-from dbt_stripe_sync.diff import DiffResult, DiffRow, run_diff  # noqa: E402
+from dbt_stripe_sync.diff import DiffResult, DiffRow, fingerprint, run_diff  # noqa: E402
 from dbt_stripe_sync.engine import Invocation, Prepared, prepare  # noqa: E402
 from dbt_stripe_sync.ledger import StateStore, entry_from_row  # noqa: E402
 from dbt_stripe_sync.matching import gather  # noqa: E402
@@ -158,6 +158,39 @@ def fill_ledger(prep: Prepared, store: StateStore, config: SyncConfig, work: Pat
             f"from read_json('{path}', format = 'newline_delimited', columns = {spec})"
         )
     return len(plan.changes)
+
+
+def fill_quick_hashes(prep: Prepared, store: StateStore, config: SyncConfig) -> int:
+    """A ledger written before payload_quick_hash existed (a project kept by an older --keep run):
+    migrated (`StateStore.ensure`), and each synced row whose payload_hash is the md5 of its model row
+    given the quick hash the diff would have written with it (`_dss_quick`: quick_hash_sql over the same
+    values and that md5), in one UPDATE. Rows whose md5 differs (the changed ones) stay null, as after
+    a run. Returns the rows filled (0 when the warehouse has no quick hash or none was missing)."""
+    store.ensure()
+    wh = prep.wh
+    ledger, model = store.ledger, prep.relations[MODEL]
+    parts = [f"'{fingerprint(config)}'", *(f"m.{wh.quote(c)}" for c in config.columns())]
+    quick = wh.macro("quick_hash_sql", expressions=[*parts, "l.payload_hash"])
+    if quick is None:
+        return 0
+    _, missing = wh.query(
+        f"select count(*) from {ledger} where sync_name = '{config.name}' and status = 'synced' "
+        "and payload_quick_hash is null"
+    )
+    if not missing[0][0]:
+        return 0
+    key = f"cast(m.{wh.quote(config.primary_key)} as varchar)"
+    md5 = wh.macro("hash_sql", expressions=parts)
+    with wh.transaction():
+        wh.execute(
+            f"update {ledger} as l set payload_quick_hash = {quick} from {model} as m "
+            f"where l.sync_name = '{config.name}' and l.source_key = {key} and l.status = 'synced' "
+            f"and l.payload_hash = {md5}"
+        )
+    _, filled = wh.query(
+        f"select count(*) from {ledger} where sync_name = '{config.name}' and payload_quick_hash is not null"
+    )
+    return int(filled[0][0])
 
 
 def change_rows(prep: Prepared, share: float) -> int:
@@ -283,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
             config = prep.configs[0]
             store = StateStore(prep.wh, prep.settings.state_schema_for(prep.wh.target.schema))
             if args.reuse:
+                quick = fill_quick_hashes(prep, store, config)
+                if quick:
+                    print(f"(filled the kept ledger's quick hashes: {quick:,} rows; see fill_quick_hashes)")
                 filled, changed = store.count_live(config.name), changed_count(prep)
             else:
                 filled = fill_ledger(prep, store, config, tmp)

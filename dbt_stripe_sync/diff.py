@@ -23,6 +23,9 @@ class DiffRow:
     values: dict[str, Any]  # column -> warehouse value; empty for deleted rows
     refs: dict[str, str | None]  # reference target path -> Stripe ID from another sync's ledger
     ledger: LedgerEntry | None
+    # the ledger's payload_quick_hash to write with row_hash (macros/diff.sql, quick_hash_sql); None where
+    # the warehouse has no quick hash: the next diff then compares the row by row_hash alone
+    quick_hash: int | None
 
     def __init__(
         self,
@@ -32,11 +35,12 @@ class DiffRow:
         values: dict[str, Any],
         refs: dict[str, str | None],
         ledger: LedgerEntry | None,
+        quick_hash: int | None = None,
     ) -> None:
         """The dataclass's own __init__ with the fields set in one write (a frozen dataclass sets each
         through object.__setattr__: ~1 us of a row read, one per diff row); still frozen afterwards."""
         fields = {"key": key, "change": change, "row_hash": row_hash, "values": values, "refs": refs}
-        self.__dict__.update(fields, ledger=ledger)
+        self.__dict__.update(fields, ledger=ledger, quick_hash=quick_hash)
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ class _RowReader:
         self.key = index["_dss_key"]
         self.change = index["_dss_change"]
         self.hash = index["_dss_hash"]
+        self.quick = index.get("_dss_quick")  # absent from a project's own diff_sql made before it
         columns = config.columns()
         self.columns = tuple(columns)
         self.pick = _picker([index[f"c{i}"] for i in range(len(columns))])  # the row's column values
@@ -215,12 +220,13 @@ class _RowReader:
         if self.span is None:
             return [self(row) for row in rows]
         first, end = self.span
-        key, change, hash_, ledger_key, columns = (
+        key, change, hash_, ledger_key, columns, quick = (
             self.key,
             self.change,
             self.hash,
             self.ledger_key,
             self.columns,
+            self.quick,
         )
         new = object.__new__
         out = []
@@ -236,6 +242,7 @@ class _RowReader:
                 values=dict(zip(columns, row[first:end], strict=True)),
                 refs={},
                 ledger=None,
+                quick_hash=None if quick is None else row[quick],
             )
             out.append(diff_row)
         return out
@@ -259,7 +266,8 @@ class _RowReader:
                     row = rows[i]
                     entries[i] = LedgerEntry(**{c: None if j is None else row[j] for c, j in self.ledger})
         values = [cols[i] for i in self.positions]
-        return RowChunk(self.columns, cols[self.key], changes, cols[self.hash], values, entries)
+        quicks = None if self.quick is None else cols[self.quick]
+        return RowChunk(self.columns, cols[self.key], changes, cols[self.hash], values, entries, quicks)
 
     def __call__(self, row: Sequence[Any]) -> DiffRow:
         change = row[self.change]
@@ -273,6 +281,7 @@ class _RowReader:
             {} if change == "deleted" else dict(zip(self.columns, self.pick(row), strict=True)),
             {target: row[i] for target, i in self.refs} if self.refs else {},
             entry,
+            None if self.quick is None else row[self.quick],
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dbt_stripe_sync.ledger import StateStore
 
-BLANKED = ("payload_hash", "attempt_hash")
+BLANKED = ("payload_hash", "attempt_hash", "payload_quick_hash")
 NOTICE = (
     "Full refresh: every row of the selected syncs is re-sent as if never synced — objects Stripe "
     "already holds are updated with the whole payload (never duplicated), and no deletes are inferred.\n"

@@ -51,6 +51,9 @@ class LedgerEntry:
     updated_at: dt.datetime | None = None
     run_id: str | None = None
     stripe_account: str | None = None  # Stripe Connect: the account holding the object (None: the platform)
+    # the diff's cheap filter (macros/diff.sql, quick_hash_sql): a 64-bit hash of the row's values and
+    # of payload_hash, written with it; null where the warehouse has none or an older version wrote the row
+    payload_quick_hash: int | None = None
 
     def evolve(self, **changes: Any) -> LedgerEntry:
         return replace(self, **changes)

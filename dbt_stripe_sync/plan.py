@@ -75,6 +75,8 @@ class Change:
     # rekey within a sync: the key of the row the object moved to (the old row is retired once that
     # row's update has landed: run_syncs._settle_takeovers)
     moved_to: str | None = None
+    # the diff row's quick hash, written to the ledger with row_hash as payload_quick_hash (DiffRow)
+    quick_hash: int | None = None
 
     def __init__(
         self,
@@ -91,6 +93,7 @@ class Change:
         account: str | None = None,
         ledger_before: dict[str, Any] | None = None,
         moved_to: str | None = None,
+        quick_hash: int | None = None,
     ) -> None:
         """The dataclass's own __init__, with every field set in one write: a frozen dataclass sets each
         field through object.__setattr__ (~1 us of a planned row; a plan makes a Change per row).
@@ -110,6 +113,7 @@ class Change:
             account=account,
             ledger_before=ledger_before,
             moved_to=moved_to,
+            quick_hash=quick_hash,
         )
 
     @property

@@ -353,6 +353,7 @@ def _plan_row(
             row_hash=row.row_hash,
             reason=reason,
             ledger=entry,
+            quick_hash=row.quick_hash,
         )
 
     def reject(reason: str) -> Change:
@@ -367,7 +368,7 @@ def _plan_row(
     if problems:
         rejected = reject("; ".join(problems))
         waiting = all(isinstance(p, Unresolved) for p in problems)
-        return replace(rejected, row_hash=None) if waiting else rejected
+        return replace(rejected, row_hash=None, quick_hash=None) if waiting else rejected
 
     # Which Stripe object does this row belong to?
     known_id = entry.stripe_id if entry and entry.status not in (L.DELETED,) else None
@@ -481,6 +482,7 @@ def _plan_row(
         ),
         reason=note,
         ledger=entry,
+        quick_hash=row.quick_hash,
     )
 
 
@@ -518,7 +520,7 @@ def _create(
         )
     if defer:
         return DeferredCreate(config, row, flat, params, attempt, entry, note)
-    return _built_create(config, row.key, row.row_hash, flat, params, attempt, entry, note)
+    return _built_create(config, row.key, row.row_hash, flat, params, attempt, entry, note, row.quick_hash)
 
 
 def _built_create(
@@ -530,6 +532,7 @@ def _built_create(
     attempt: int,
     entry: L.LedgerEntry | None,
     note: str | None,
+    quick_hash: int | None = None,
 ) -> Change:
     params = tag_params(params, config.name, key, config.state_marker)  # a copy: `params` may be `flat`
     return Change(
@@ -541,6 +544,7 @@ def _built_create(
         idempotency_key=idempotency_key(config.name, key, "create", row_hash, attempt, config.state_marker),
         reason=note,
         ledger=entry,
+        quick_hash=quick_hash,
     )
 
 
@@ -567,7 +571,7 @@ class DeferredCreate:
         self.key = row.key
         self.ledger = entry
         self.account: str | None = None
-        self._args = (config, row.row_hash, flat, params, attempt, note)
+        self._args = (config, row.row_hash, flat, params, attempt, note, row.quick_hash)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -582,5 +586,7 @@ class DeferredCreate:
         return self._args[2]
 
     def build(self) -> Change:
-        config, row_hash, flat, params, attempt, note = self._args
-        return _built_create(config, self.key, row_hash, flat, dict(params), attempt, self.ledger, note)
+        config, row_hash, flat, params, attempt, note, quick_hash = self._args
+        return _built_create(
+            config, self.key, row_hash, flat, dict(params), attempt, self.ledger, note, quick_hash
+        )

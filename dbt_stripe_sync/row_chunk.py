@@ -28,7 +28,7 @@ class RowChunk(Sequence[DiffRow]):
     `cols` their values (one sequence per name, in that order), and per row its key, change, hash and
     ledger entry (None: no ledger row, a first sync's every row)."""
 
-    __slots__ = ("_at", "_rows", "bare", "changes", "cols", "hashes", "keys", "ledgers", "names")
+    __slots__ = ("_at", "_rows", "bare", "changes", "cols", "hashes", "keys", "ledgers", "names", "quicks")
 
     def __init__(
         self,
@@ -38,8 +38,10 @@ class RowChunk(Sequence[DiffRow]):
         hashes: Sequence[str | None],
         cols: Sequence[Sequence[Any]],
         ledgers: Sequence[LedgerEntry | None],
+        quicks: Sequence[int | None] | None = None,  # each row's DiffRow.quick_hash (None: every None)
     ) -> None:
         self.names, self.keys, self.changes, self.hashes = tuple(names), keys, changes, hashes
+        self.quicks = quicks if quicks is not None else [None] * len(keys)
         self.cols, self.ledgers = list(cols), ledgers
         self.bare = all(e is None for e in ledgers)  # no row has a ledger entry
         # a name read twice: the last value wins, as in dict(zip(names, values))
@@ -59,6 +61,7 @@ class RowChunk(Sequence[DiffRow]):
             [r.row_hash for r in rows],
             cols,
             [r.ledger for r in rows],
+            [r.quick_hash for r in rows],
         )
 
     def __len__(self) -> int:
@@ -86,15 +89,18 @@ class RowChunk(Sequence[DiffRow]):
         if self._rows is not None:
             return self._rows[i]
         values = dict(zip(self.names, [col[i] for col in self.cols], strict=True))
-        return DiffRow(self.keys[i], self.changes[i], self.hashes[i], values, {}, self.ledgers[i])
+        ledger, quick = self.ledgers[i], self.quicks[i]
+        return DiffRow(self.keys[i], self.changes[i], self.hashes[i], values, {}, ledger, quick)
 
     def rows(self) -> list[DiffRow]:
         """Every row as a DiffRow (built once, then kept)."""
         if self._rows is None:
             names = self.names
             values = zip(*self.cols, strict=True) if self.cols else (() for _ in self.keys)
-            rows = zip(self.keys, self.changes, self.hashes, values, self.ledgers, strict=True)
-            self._rows = [DiffRow(k, c, h, dict(zip(names, v, strict=True)), {}, e) for k, c, h, v, e in rows]
+            rows = zip(self.keys, self.changes, self.hashes, values, self.ledgers, self.quicks, strict=True)
+            self._rows = [
+                DiffRow(k, c, h, dict(zip(names, v, strict=True)), {}, e, q) for k, c, h, v, e, q in rows
+            ]
         return self._rows
 
     def column(self, name: str) -> Sequence[Any]:
@@ -121,4 +127,5 @@ class RowChunk(Sequence[DiffRow]):
             pick(self.hashes),
             [pick(col) for col in self.cols],
             pick(self.ledgers),
+            pick(self.quicks),
         )

@@ -28,6 +28,7 @@
     ('updated_at', dbt.type_timestamp()),
     ('run_id', dbt.type_string()),
     ('stripe_account', dbt.type_string()),
+    ('payload_quick_hash', dbt.type_bigint()),
   ]) }}
 {% endmacro %}
 

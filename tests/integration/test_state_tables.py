@@ -61,6 +61,7 @@ def test_an_older_ledger_is_migrated_in_place(dbt_project):
         "first_synced_at",
         "run_id",
         "stripe_account",
+        "payload_quick_hash",
     } <= columns
     assert dbt_project.query(
         f"select stripe_id, status from {s}.stripe_sync_ledger where sync_name = 'other_sync'"
