@@ -23,6 +23,8 @@ from typing import Any
 
 import typing_extensions
 
+from dbt_stripe_sync.stripe_sdk import load_stripe
+
 __all__ = [
     "OBJECT_CLASS_PREFIX",
     "REQUEST_OPTION_KEYS",
@@ -103,6 +105,7 @@ def _module_name(class_name: str) -> str:
 @cache
 def _params_class(object_name: str, operation: str) -> type:
     name = params_class_name(object_name, operation)
+    load_stripe()  # the package first, without the async HTTP library it would import (stripe_sdk.py)
     try:
         module = importlib.import_module(_module_name(name))
         return getattr(module, name)
