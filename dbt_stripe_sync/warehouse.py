@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from dbt_stripe_sync import gc_pause
 from dbt_stripe_sync.dbt_manifest import PACKAGE_NAME, ensure_package_macros, parse_manifest
 from dbt_stripe_sync.embedded_memory import MemoryCap, is_out_of_memory
 from dbt_stripe_sync.errors import UsageError
@@ -62,6 +63,7 @@ class Warehouse:
         self.manifest: Any = None  # dbt's Manifest parsed for this target
         self.macros_from = "project"  # where the dbt_stripe_sync macros came from: project | shipped
         self.memory_cap = MemoryCap()  # an embedded DuckDB's memory, capped for read-only work
+        self._frozen = False  # dbt's boot frozen for the collector until close() (gc_pause.freeze_alive)
         self._macro_contexts: dict[str, Any] = {}  # macro unique_id -> its dbt context (see macro())
 
     # ---- boot -----------------------------------------------------------------------------
@@ -76,9 +78,12 @@ class Warehouse:
         # Booting dbt (its imports, config, adapter and manifest) allocates objects that live as long
         # as the process: the collector's passes over them meanwhile are wasted (two or three full
         # ones, ~0.2 s of a no-op run's CPU). Spaced out while it boots (gc_pause.py), as `dbt parse`
-        # is not; a cycle made meanwhile is collected as before, only later.
+        # is not, then frozen until close(); a cycle made meanwhile is collected as before, only later.
         with collections_spaced():
-            return cls._open(project_dir, profiles_dir, target, cli_vars)
+            wh = cls._open(project_dir, profiles_dir, target, cli_vars)
+            gc_pause.freeze_alive()  # and not re-scanned until closed (gc_pause.py)
+            wh._frozen = True
+            return wh
 
     @classmethod
     def _open(
@@ -138,6 +143,9 @@ class Warehouse:
 
     def close(self) -> None:
         """Release the connection and any process-wide handle (DuckDB keeps its file locked otherwise)."""
+        if self._frozen:
+            self._frozen = False
+            gc_pause.thaw()
         try:
             self.commit()
             self.memory_cap.lift(self.execute)
