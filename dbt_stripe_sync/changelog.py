@@ -156,10 +156,13 @@ def with_accounts(rows: Sequence[ChangelogRow], entries: Iterable[Any]) -> list[
 # ---- SQL ------------------------------------------------------------------------------------------
 def ensure_table(wh: Any, relation: str) -> None:
     """Create the changelog, and add columns a newer version of this tool introduced."""
-    with wh.transaction():
-        for sql in wh.macro("create_changelog_sql", changelog_relation=relation):
-            wh.execute(sql)
-    have = {c.lower() for c in wh.columns_of(relation) or []}
+    columns = wh.columns_of(relation)
+    if columns is None:  # the first run on this schema: no DDL after that
+        with wh.transaction():
+            for sql in wh.macro("create_changelog_sql", changelog_relation=relation):
+                wh.execute(sql)
+        columns = wh.columns_of(relation)
+    have = {c.lower() for c in columns or []}
     missing = [(n, t) for n, t in wh.macro("changelog_columns") if n.lower() not in have]
     if missing:
         with wh.transaction():

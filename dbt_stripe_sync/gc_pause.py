@@ -79,3 +79,25 @@ def _paused(freeze: bool) -> Iterator[None]:
                 gc.set_threshold(*_saved)
             if freeze and _frozen == 0:
                 gc.unfreeze()
+
+
+def freeze_alive() -> None:
+    """Freeze the objects alive now, with no full collection first, until `thaw()`: for dbt's boot
+    (Warehouse.open), whose objects live as long as the warehouse does and whose first collections
+    after it (one over all of them as they leave the young generations, then a full one) cost a
+    no-op run ~0.17 s. What boot left unreachable (none, on the example project) is kept until
+    `thaw()`; nested with the plans' freezes, the last one out unfreezes."""
+    global _frozen
+    with _lock:
+        if _frozen == 0:
+            gc.freeze()
+        _frozen += 1
+
+
+def thaw() -> None:
+    """Undo one `freeze_alive()`."""
+    global _frozen
+    with _lock:
+        _frozen -= 1
+        if _frozen == 0:
+            gc.unfreeze()

@@ -108,18 +108,23 @@ class StateStore:
         return f"(select {cols} from {self.ledger} as older_ledger)"
 
     def ensure(self) -> None:
-        """Create the state tables, and add columns that a newer version of this tool introduced."""
-        self.wh.create_schema(self.schema)
-        statements = self.wh.macro(
-            "create_state_sql",
-            ledger_relation=self.ledger,
-            runs_relation=self.runs,
-        )
-        with self.wh.transaction():
-            for sql in statements:
-                self.wh.execute(sql)
+        """Create the state tables, and add columns that a newer version of this tool introduced.
+        Tables that exist are only read (no schema or table DDL through dbt's macros): a run that
+        finds its state in place, as every run but the first does, pays one cheap query per table."""
+        present = {r: self.wh.columns_of(r) for r in (self.ledger, self.runs)}
+        if None in present.values():
+            self.wh.create_schema(self.schema)
+            statements = self.wh.macro(
+                "create_state_sql",
+                ledger_relation=self.ledger,
+                runs_relation=self.runs,
+            )
+            with self.wh.transaction():
+                for sql in statements:
+                    self.wh.execute(sql)
+            present = {r: self.wh.columns_of(r) for r in present}
         for relation, macro in ((self.ledger, "ledger_columns"), (self.runs, "runs_columns")):
-            have = {c.lower() for c in self.wh.columns_of(relation) or []}
+            have = {c.lower() for c in present[relation] or []}
             missing = [(n, t) for n, t in self.wh.macro(macro) if n.lower() not in have]
             if missing:
                 with self.wh.transaction():

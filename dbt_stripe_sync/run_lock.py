@@ -88,9 +88,10 @@ class StateLock:
     # ---- acquire / release ----------------------------------------------------------------
     def acquire(self) -> None:
         """Take the lock, waiting up to wait_s for another run to finish; else raise StateLockBusy."""
-        self.wh.create_schema(self.schema)
-        with self.wh.transaction():
-            self.wh.execute(self.wh.macro("create_lock_table_sql", lock_relation=self.relation))
+        if self.wh.columns_of(self.relation) is None:  # the first run on this schema: no DDL after that
+            self.wh.create_schema(self.schema)
+            with self.wh.transaction():
+                self.wh.execute(self.wh.macro("create_lock_table_sql", lock_relation=self.relation))
         self._strategy = str(self.wh.macro("lock_strategy")).strip()
         deadline = self._clock() + self.wait_s
         while not self._try():

@@ -14,7 +14,7 @@ import importlib
 import re
 import sys
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -22,6 +22,8 @@ from types import MappingProxyType, UnionType
 from typing import Any
 
 import typing_extensions
+
+from dbt_stripe_sync.stripe_sdk import load_stripe
 
 __all__ = [
     "OBJECT_CLASS_PREFIX",
@@ -103,6 +105,7 @@ def _module_name(class_name: str) -> str:
 @cache
 def _params_class(object_name: str, operation: str) -> type:
     name = params_class_name(object_name, operation)
+    load_stripe()  # the package first, without the async HTTP library it would import (stripe_sdk.py)
     try:
         module = importlib.import_module(_module_name(name))
         return getattr(module, name)
@@ -174,7 +177,7 @@ def _spec(tp: Any, ns: Mapping[str, Any], required: bool, depth: int) -> ParamSp
     if _is_typeddict(tp):
         if depth > _MAX_DEPTH:
             return ParamSpec("object", required)
-        return ParamSpec("object", required, fields=_typeddict_fields(tp, depth + 1))
+        return ParamSpec("object", required, fields=_LazyFields(tp, depth + 1))
     return ParamSpec(_SCALARS.get(tp, "any"), required)
 
 
@@ -215,6 +218,36 @@ def _union_spec(args: tuple[Any, ...], ns: Mapping[str, Any], required: bool, de
         only = unique[0]
         return replace(only, required=required, emptyable=emptyable or only.emptyable)
     return ParamSpec("union", required, emptyable=emptyable, alternatives=tuple(unique))
+
+
+class _LazyFields(Mapping[str, ParamSpec]):
+    """The fields of a nested parameter type, evaluated when first read. A command resolves a few
+    paths per object (`address.line1`), so most of the SDK's nested types (hundreds per operation)
+    are never evaluated; walking every path (`field_paths`) evaluates them all, as before."""
+
+    __slots__ = ("_cls", "_depth", "_fields")
+
+    def __init__(self, cls: type, depth: int) -> None:
+        self._cls = cls
+        self._depth = depth
+        self._fields: Mapping[str, ParamSpec] | None = None
+
+    def _evaluated(self) -> Mapping[str, ParamSpec]:
+        if self._fields is None:
+            self._fields = _typeddict_fields(self._cls, self._depth)
+        return self._fields
+
+    def __getitem__(self, key: str) -> ParamSpec:
+        return self._evaluated()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._evaluated())
+
+    def __len__(self) -> int:
+        return len(self._evaluated())
+
+    def __repr__(self) -> str:
+        return f"_LazyFields({self._cls.__name__})"
 
 
 def _typeddict_fields(cls: type, depth: int) -> Mapping[str, ParamSpec]:

@@ -87,8 +87,10 @@ def _user_agent() -> str:
 
 def _api_version() -> str | None:
     """The API version the installed `stripe` SDK's generated types (our field catalog) describe."""
+    from dbt_stripe_sync.stripe_sdk import load_stripe
+
     try:
-        import stripe
+        stripe = load_stripe()
     except ImportError:  # pragma: no cover - stripe is a dependency
         return None
     return getattr(stripe, "api_version", None)

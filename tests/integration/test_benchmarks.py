@@ -28,6 +28,7 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
         "reads, match 10 emails vs 150 customers",
         "reads, 3 subscription items updates",
         "no-op run wall time",
+        "no-op run CPU time",
     ),
     "throughput": (
         "creates/s, test mode",

@@ -111,3 +111,21 @@ def test_a_plan_told_not_to_freeze_only_spaces_collections():
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() >= (10_000, 100, 1_000)
     assert gc.get_threshold() == thresholds
+
+
+def test_a_boot_frozen_until_thawed_outlives_the_plans_inside_it():
+    """Warehouse.open freezes dbt's boot until close(): a plan that freezes and ends meanwhile must
+    not unfreeze it, and the last thaw does."""
+    from dbt_stripe_sync.gc_pause import freeze_alive, thaw
+
+    booted = [object() for _ in range(10)]
+    freeze_alive()
+    try:
+        assert gc.get_freeze_count() > 0
+        with older_objects_frozen(MIN_ROWS):
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > 0  # the plan's exit left the boot frozen
+    finally:
+        thaw()
+    assert gc.get_freeze_count() == 0
+    assert booted
