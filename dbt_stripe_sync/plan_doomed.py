@@ -77,16 +77,19 @@ class PlannedDeletes:
         self.doomed.commit()
         held = self._held.setdefault(config.name, [])
         retired = self._retired.setdefault(config.name, [])
-        self._vet(config, held, retired)
-        self.doomed.add(config, held, cancel_in(held, lambda change, *_taker: retired.append(change)))
+        awaited = self._vet(config, held, retired)
+        dooming = [c for c in held if c.key not in awaited]
+        self.doomed.add(config, dooming, cancel_in(held, lambda change, *_taker: retired.append(change)))
 
-    def _vet(self, config: SyncConfig, held: list[Change], retired: list[Change]) -> None:
+    def _vet(self, config: SyncConfig, held: list[Change], retired: list[Change]) -> set[str]:
         """As `run` does before its deletes doom their objects: one whose object another row is bound to
         is retired now, never doomed (run_syncs._vet_deletes), unless a row of this plan took it over
-        (`Doomed.add`); the rest are checked again by `finish`."""
+        (`Doomed.add`); the rest are checked again by `finish`. Returns the keys of those whose object
+        a pending write of another row is aimed at: kept, but they doom nothing (the run cannot send
+        them)."""
         checked = [c for c in held if c.stripe_id and not self.doomed.taken_here(config, c)]
         if self._bound is None or not checked:
-            return
+            return set()
         # the ledger as the run finds it when it plans this sync: the syncs before it sent, this one's
         # pending writes recovered
         before = {d.config.name for d in self._digests if not d.blocked}
@@ -96,6 +99,7 @@ class PlannedDeletes:
         gone = {c.key for c in moved}
         held[:] = [c for c in held if c.key not in gone]
         retired += moved
+        return {k for (s, k), h in found.items() if s == config.name and h.how == "awaiting"}
 
     def finish(self) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements — also of deletes

@@ -323,10 +323,10 @@ def _plan_and_queue(
             return
         # no write names an object the run deletes; objects moving here from a model deleting them
         changes = _defer_rekeys(run, doomed.hand_over(config, doomed.unresolve_plain(config, plan.changes)))
-        run.deletes = _vet_deletes(
+        run.deletes, dooming = _vet_deletes(
             prep, store, applier, run, doomed, [c for c in changes if c.action == "delete"]
         )
-        doomed.add(config, run.deletes, _canceller(run))
+        doomed.add(config, dooming, _canceller(run))
         now = replace(plan, changes=tuple(c for c in changes if c.action != "delete"))
         run.writes = sum(1 for c in now.changes if c.calls_stripe)
         applier.apply(now, run.adapter, result, pipe)
@@ -352,7 +352,7 @@ def _queue_streamed(
     run.streamed = True
     cancel = _canceller(run)
 
-    def vet(deletes: list[Change]) -> list[Change]:
+    def vet(deletes: list[Change]) -> tuple[list[Change], list[Change]]:
         return _vet_deletes(prep, store, applier, run, doomed, deletes)
 
     def next_writes() -> list[Change] | None:
@@ -363,9 +363,9 @@ def _queue_streamed(
                 changes = _defer_rekeys(
                     run, doomed.hand_over(config, doomed.unresolve_plain(config, changes))
                 )
-                deletes = vet([c for c in changes if c.action == "delete"])
+                deletes, dooming = vet([c for c in changes if c.action == "delete"])
                 run.deletes += deletes
-                doomed.add(config, deletes, cancel)
+                doomed.add(config, dooming, cancel)
                 writes = applier.record_quiet(config, [c for c in changes if c.action != "delete"], result)
                 if writes:
                     run.writes += len(writes)
@@ -390,31 +390,35 @@ def _queue_streamed(
 
 def _vet_deletes(
     prep: Prepared, store: StateStore, applier: Applier, run: _SyncRun, doomed: Doomed, deletes: list[Change]
-) -> list[Change]:
-    """Of a sync's planned deletes, those to register as doomed: one whose object another row is bound to
-    (an earlier run's takeover or re-key, killed before the old row was retired) retires its row now, so
-    it never dooms the object — later syncs of this run still resolve references to a customer that
-    stays (they lost its invoices for a run). The rest are checked again once every write is done
-    (`_retire_deletes_bound_elsewhere`): a row only aimed at the object may bind to it, or stop aiming
-    at it, in this run; until then its delete dooms the object, the safe side for references. A delete
-    of an object a row of this run bound to is left to `Doomed.add` (an in-run takeover, with its re-tag),
-    whether or not that row's write has landed yet."""
+) -> tuple[list[Change], list[Change]]:
+    """A sync's planned deletes checked before they doom their objects for the syncs planned after it:
+    the deletes still planned, and those of them that doom their objects. One whose object another row
+    is bound to (an earlier run's takeover or re-key, killed before the old row was retired) retires its
+    row now; one whose object a pending write of another row is aimed at (killed before its outcome was
+    recorded) cannot be sent in this run either way — that write binds the row, or is refused and holds
+    the delete back. Neither dooms the object, so later syncs of this run still resolve references to a
+    customer that stays (they lost its invoices for a run). The rest, and the pending-aimed ones, are
+    checked again once every write is done (`_retire_deletes_bound_elsewhere`): a row whose update
+    Stripe refused may bind to the object in this run, or stop aiming at it; until then its delete
+    dooms the object, the safe side for references. A delete of an object a row of this run bound to is
+    left to `Doomed.add` (an in-run takeover, with its re-tag), whether or not that write has landed."""
     config = run.config
     checked = [c for c in deletes if c.stripe_id and not doomed.taken_here(config, c)]
     if not checked:
-        return deletes
+        return deletes, deletes
     name = config.name
     try:
         found = bound_elsewhere(prep.wh, store.ledger, {name: checked}, prep.sync_models, run.doubted)
     except Exception:  # `_retire_deletes_bound_elsewhere` holds them back if it cannot check either
-        return deletes
+        return deletes, deletes
     _, retired, _ = split_bound(name, checked, found)
-    if not retired:
-        return deletes
-    applier.record_quiet(config, retired, run.result)
-    _note_retired(run, retired, "delete(s) not sent")
+    if retired:
+        applier.record_quiet(config, retired, run.result)
+        _note_retired(run, retired, "delete(s) not sent")
     gone = {c.key for c in retired}
-    return [c for c in deletes if c.key not in gone]
+    kept = [c for c in deletes if c.key not in gone]
+    awaited = {k for (s, k), h in found.items() if s == name and h.how == "awaiting"}
+    return kept, [c for c in kept if c.key not in awaited]
 
 
 def _canceller(run: _SyncRun) -> Cancel:
