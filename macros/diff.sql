@@ -58,10 +58,13 @@
   {{ return(none) }}
 {% endmacro %}
 
+{#- Each value's text as bytes (`encode`): DuckDB's hash() of a text applies its collation first, so
+    under `collate nocase` (or a profile's default_collation) 'Ada' and 'ADA' hashed alike and a
+    case-only edit was never sent (outside attack 12); md5 and the bytes ignore collations. -#}
 {% macro duckdb__quick_hash_sql(expressions) %}
   {%- set parts = [] -%}
   {%- for e in expressions -%}
-    {%- do parts.append('cast(' ~ e ~ ' as ' ~ dbt.type_string() ~ ')') -%}
+    {%- do parts.append('encode(cast(' ~ e ~ ' as ' ~ dbt.type_string() ~ '))') -%}
   {%- endfor -%}
   {{ return('cast(hash(' ~ parts | join(', ') ~ ') >> 1 as bigint)') }}
 {% endmacro %}

@@ -197,6 +197,31 @@ def test_whatever_the_quick_hashes_say_the_diff_picks_what_md5_picks(dbt_project
     assert changed == sorted(k for (k,) in vips)
 
 
+def test_a_case_only_edit_of_a_collated_column_is_sent(dbt_project, warehouse):
+    """Outside attack 12: DuckDB's hash() of a text applies its collation, so with `collate nocase`
+    (or a profile's default_collation) a quick hash of the text vouched for 'ADA LOVELACE' as unchanged
+    from 'Ada Lovelace' and the edit was never sent, on any later run. The quick hash reads the bytes."""
+    if warehouse != "duckdb":
+        pytest.skip("PostgreSQL has no quick hash: its diff is the md5 path itself")
+    project = dbt_project
+    sql = (project.path / "models" / "stripe_customers.sql").read_text()
+    collated = sql.replace("    full_name,", "    full_name collate nocase as full_name,")
+    assert collated != sql
+    project.write_file("models/stripe_customers.sql", collated)
+    project.build()
+    assert project.sync("run", "-s", "stripe_customers").returncode == 0
+    ada = project.ledger("stripe_customers")["1"]["stripe_id"]
+    rows = project.read_seed("raw_customers")
+    rows[0]["full_name"] = rows[0]["full_name"].upper()
+    project.write_seed("raw_customers", rows)
+    project.build()
+    project.emulator.clear_requests()
+    assert project.sync("run", "-s", "stripe_customers").returncode == 0
+    writes = [(r["method"], r["path"]) for r in project.emulator.requests() if r["method"] != "GET"]
+    assert writes == [("POST", f"/v1/customers/{ada}")]
+    assert next(c for c in project.emulator.objects("customer") if c["id"] == ada)["name"] == "ADA LOVELACE"
+
+
 @pytest.mark.parametrize("how", ["whole", "streamed"])
 def test_the_quick_hash_written_is_the_one_the_next_diff_trusts(
     dbt_project, warehouse, monkeypatch, request, how
