@@ -28,6 +28,9 @@ _POLL_S = 0.5
 _BEAT_EVERY_S = 30.0
 
 
+_CREATE_TRIES = 4  # first runs racing to create the state schema (`_create_lock_table`)
+
+
 class StateLockBusy(DssError):
     """Another run holds the state schema's lock and did not release it in time (exit 1)."""
 
@@ -86,12 +89,28 @@ class StateLock:
         self._last_beat = 0.0
 
     # ---- acquire / release ----------------------------------------------------------------
+    def _create_lock_table(self) -> None:
+        """The state schema and its lock table, on a first run. Two first runs at once both get here, and
+        PostgreSQL's `create schema if not exists` (or table) is not atomic against another session's: the
+        one that waited on the other's uncommitted schema fails with a unique violation in the catalog
+        (pg_namespace). Then the other's schema (or table) is there: check, and create what is missing."""
+        for attempt in range(_CREATE_TRIES):
+            try:
+                self.wh.create_schema(self.schema)
+                with self.wh.transaction():
+                    self.wh.execute(self.wh.macro("create_lock_table_sql", lock_relation=self.relation))
+                return
+            except Exception:
+                self.wh.rollback()
+                if self.wh.columns_of(self.relation) is not None:
+                    return
+                if attempt + 1 == _CREATE_TRIES:
+                    raise
+
     def acquire(self) -> None:
         """Take the lock, waiting up to wait_s for another run to finish; else raise StateLockBusy."""
         if self.wh.columns_of(self.relation) is None:  # the first run on this schema: no DDL after that
-            self.wh.create_schema(self.schema)
-            with self.wh.transaction():
-                self.wh.execute(self.wh.macro("create_lock_table_sql", lock_relation=self.relation))
+            self._create_lock_table()
         self._strategy = str(self.wh.macro("lock_strategy")).strip()
         deadline = self._clock() + self.wait_s
         while not self._try():

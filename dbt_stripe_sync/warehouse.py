@@ -296,6 +296,13 @@ class Warehouse:
                 self._adapter.connections.rollback_if_open()
             raise
 
+    def rollback(self) -> None:
+        """End the transaction a failed statement left open (PostgreSQL refuses every later statement
+        of it)."""
+        conn = self._adapter.connections.get_if_exists()
+        if conn is not None and conn.transaction_open:
+            self._adapter.connections.rollback_if_open()
+
     def columns_of(self, relation: str) -> list[str] | None:
         """The relation's column names, or None when it does not exist (model not built)."""
         try:

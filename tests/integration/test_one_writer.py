@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from collections import Counter
 
 import pytest
@@ -158,3 +159,39 @@ def _dead_pid() -> int:
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
+
+
+def test_a_first_run_waiting_on_anothers_new_state_schema_goes_on(dbt_project, warehouse):
+    """Two first runs at once both create the state schema, and PostgreSQL's `create schema if not
+    exists` waits on the other session's uncommitted schema, then fails with a unique violation in its
+    catalog: the run ended with a DbtDatabaseError (a fresh-clone CI caught it). Made certain here: a
+    session holds the schema uncommitted until the run is seen waiting on it, then commits."""
+    if warehouse != "postgres":
+        pytest.skip("DuckDB's file lock lets one process in at a time")
+    rows = _many_customers(dbt_project, 3)
+    holder = pg_connect(dbt_project.env, autocommit=False)
+    watcher = pg_connect(dbt_project.env, autocommit=True)
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"create schema {dbt_project.state_schema}")
+        run = dbt_project.popen_sync("-s", "stripe_customers")
+        waiting: list = []
+        deadline = time.monotonic() + 240  # the run boots dbt (slow on a loaded machine), then blocks
+        while time.monotonic() < deadline:
+            with watcher.cursor() as cur:
+                cur.execute(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock' and query ilike %s",
+                    [f"%create schema%{dbt_project.state_schema}%"],
+                )
+                waiting = cur.fetchall()
+            if waiting[0][0] or run.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert waiting and waiting[0][0] == 1, "the run never waited on the uncommitted schema"
+        holder.commit()
+        out, err = run.communicate(timeout=300)
+    finally:
+        holder.close()
+        watcher.close()
+    assert run.returncode == 0, out + err
+    _assert_each_once(dbt_project, rows)
