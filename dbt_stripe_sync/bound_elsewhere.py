@@ -242,6 +242,16 @@ def split(
     return send, retired, held
 
 
+def vet(sync: str, checked: Sequence[Change], found: Bound) -> tuple[list[Change], set[str]]:
+    """A sync's deletes checked before they doom their objects (run and plan alike): the retirements of
+    those whose object another row is bound to (retired now, dooming nothing), and the keys of those
+    whose object a pending write of another row is aimed at (kept for the final check, dooming nothing:
+    the run cannot send them either way)."""
+    _, retired, _ = split(sync, checked, found)
+    awaited = {k for (s, k), h in found.items() if s == sync and h.how == "awaiting"}
+    return retired, awaited
+
+
 def held_note(sync: str, held: Sequence[Change], found: Bound, what: str = "delete(s)") -> str | None:
     """One line for the sync's summary (or plan warnings) on its held deletes, the first one named."""
     if not held:

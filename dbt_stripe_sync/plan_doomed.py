@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from dbt_stripe_sync.bound_elsewhere import Bound, held_note, split
+from dbt_stripe_sync.bound_elsewhere import Bound, held_note, split, vet
 from dbt_stripe_sync.config.model import SyncConfig
 from dbt_stripe_sync.doomed import Checkpoint, Doomed, cancel_in
 from dbt_stripe_sync.plan import Change
@@ -95,11 +95,11 @@ class PlannedDeletes:
         before = {d.config.name for d in self._digests if not d.blocked}
         blocked = {d.config.name for d in self._digests if d.blocked}
         found = self._bound({config.name: checked}, blocked, before - {config.name}, before)
-        _, moved, _ = split(config.name, checked, found)
+        moved, awaited = vet(config.name, checked, found)
         gone = {c.key for c in moved}
         held[:] = [c for c in held if c.key not in gone]
         retired += moved
-        return {k for (s, k), h in found.items() if s == config.name and h.how == "awaiting"}
+        return awaited
 
     def finish(self) -> None:
         """Every sync planned: each digest gets its deletes, or their retirements — also of deletes

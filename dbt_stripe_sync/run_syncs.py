@@ -22,7 +22,7 @@ from dbt_stripe_sync.applier import (
     Applier,
     SyncResult,
 )
-from dbt_stripe_sync.bound_elsewhere import Holder, bound_elsewhere, bound_rows, held_note
+from dbt_stripe_sync.bound_elsewhere import Holder, bound_elsewhere, bound_rows, held_note, vet
 from dbt_stripe_sync.bound_elsewhere import split as split_bound
 from dbt_stripe_sync.changelog import ChangelogRecorder
 from dbt_stripe_sync.changelog import prune as prune_changelog
@@ -162,9 +162,9 @@ def _run_wave(
     run_id: str,
     progress: Progress,
     make_plan: MakePlan,
-    stream_parts: StreamParts | None = None,
-    doomed: Doomed | None = None,
-    doubted: set[str] | None = None,
+    stream_parts: StreamParts | None,
+    doomed: Doomed,
+    doubted: set[str],
 ) -> tuple[list[_SyncRun], list[SyncSummary]]:
     """Run syncs that do not depend on each other: each is recovered and planned in turn, its writes
     joining one send pipeline as soon as it is planned (so the next is planned while they go out).
@@ -172,7 +172,6 @@ def _run_wave(
     could not be (Stripe unreachable)."""
     runs: list[_SyncRun] = []
     summaries: list[SyncSummary] = []
-    doubted = doubted if doubted is not None else set()
     with applier.pipeline() as pipe:
         for config in wave:
             if _unreachable(gw):  # an outage ends the run fast: later syncs are not started
@@ -203,7 +202,7 @@ def _run_wave(
                 pipe,
                 make_plan,
                 stream_parts,
-                doomed if doomed is not None else Doomed(),
+                doomed,
             )
             if run.summary.status in _UNFINISHED:
                 doubted.add(config.name)
@@ -411,13 +410,12 @@ def _vet_deletes(
         found = bound_elsewhere(prep.wh, store.ledger, {name: checked}, prep.sync_models, run.doubted)
     except Exception:  # `_retire_deletes_bound_elsewhere` holds them back if it cannot check either
         return deletes, deletes
-    _, retired, _ = split_bound(name, checked, found)
+    retired, awaited = vet(name, checked, found)
     if retired:
         applier.record_quiet(config, retired, run.result)
         _note_retired(run, retired, "delete(s) not sent")
     gone = {c.key for c in retired}
     kept = [c for c in deletes if c.key not in gone]
-    awaited = {k for (s, k), h in found.items() if s == name and h.how == "awaiting"}
     return kept, [c for c in kept if c.key not in awaited]
 
 
