@@ -36,9 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dbt_stripe_sync import ledger as L  # noqa: E402
+from dbt_stripe_sync import quick_fill  # noqa: E402
 from dbt_stripe_sync.applier import Applier  # noqa: E402
 from dbt_stripe_sync.config.model import SyncConfig  # noqa: E402
-from dbt_stripe_sync.diff import DiffResult, DiffRow, fingerprint, run_diff  # noqa: E402
+from dbt_stripe_sync.diff import DiffResult, DiffRow, run_diff  # noqa: E402
 from dbt_stripe_sync.engine import Invocation, Prepared, prepare  # noqa: E402
 from dbt_stripe_sync.ledger import StateStore, entry_from_row  # noqa: E402
 from dbt_stripe_sync.matching import gather  # noqa: E402
@@ -162,33 +163,16 @@ def fill_ledger(prep: Prepared, store: StateStore, config: SyncConfig, work: Pat
 
 def fill_quick_hashes(prep: Prepared, store: StateStore, config: SyncConfig) -> int:
     """A ledger written before payload_quick_hash existed (a project kept by an older --keep run):
-    migrated (`StateStore.ensure`), and each synced row whose payload_hash is the md5 of its model row
-    given the quick hash the diff would have written with it (`_dss_quick`: quick_hash_sql over the same
-    values and that md5), in one UPDATE. Rows whose md5 differs (the changed ones) stay null, as after
-    a run. Returns the rows filled (0 when the warehouse has no quick hash or none was missing)."""
+    migrated (`StateStore.ensure`) and filled as `run` fills it before its diff (quick_fill.py: each
+    synced row whose payload_hash is the md5 of its model row, in one UPDATE; the changed rows stay
+    null, as after a run). Returns the rows with a quick hash (0 when the fill did not run: the
+    warehouse has no quick hash or none was missing)."""
     store.ensure()
-    wh = prep.wh
-    ledger, model = store.ledger, prep.relations[MODEL]
-    parts = [f"'{fingerprint(config)}'", *(f"m.{wh.quote(c)}" for c in config.columns())]
-    quick = wh.macro("quick_hash_sql", expressions=[*parts, "l.payload_hash"])
-    if quick is None:
+    if not quick_fill.fill_quick_hashes(prep.wh, config, prep.relations[MODEL], store.ledger):
         return 0
-    _, missing = wh.query(
-        f"select count(*) from {ledger} where sync_name = '{config.name}' and status = 'synced' "
-        "and payload_quick_hash is null"
-    )
-    if not missing[0][0]:
-        return 0
-    key = f"cast(m.{wh.quote(config.primary_key)} as varchar)"
-    md5 = wh.macro("hash_sql", expressions=parts)
-    with wh.transaction():
-        wh.execute(
-            f"update {ledger} as l set payload_quick_hash = {quick} from {model} as m "
-            f"where l.sync_name = '{config.name}' and l.source_key = {key} and l.status = 'synced' "
-            f"and l.payload_hash = {md5}"
-        )
-    _, filled = wh.query(
-        f"select count(*) from {ledger} where sync_name = '{config.name}' and payload_quick_hash is not null"
+    _, filled = prep.wh.query(
+        f"select count(*) from {store.ledger} where sync_name = '{config.name}' "
+        "and payload_quick_hash is not null"
     )
     return int(filled[0][0])
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from dbt_stripe_sync import project as P
+from dbt_stripe_sync import quick_fill
 from dbt_stripe_sync.against import against_stripe
 from dbt_stripe_sync.alerts import parse_alerts, send_alerts
 from dbt_stripe_sync.binding import bind
@@ -401,6 +402,7 @@ def _streamer_for(prep: Prepared, gw: StripeGateway) -> StreamParts:
     def parts(
         config: SyncConfig, store: StateStore, run_id: str, totals: StreamTotals, doomed: Doomed
     ) -> Any:
+        quick_fill.before_diff(prep, config, store)  # an upgraded ledger's null quick hashes, once
         return streamed_parts(prep, config, gw, store, totals, run_id, doomed)
 
     return parts

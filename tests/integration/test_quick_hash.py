@@ -122,11 +122,12 @@ def test_a_ledger_without_quick_hashes_or_with_wrong_ones_costs_speed_never_a_re
     assert _diffs(project, monkeypatch, syncs) == {s: [] for s in syncs}
     _no_op(project)
 
-    # a ledger written by the previous version: no column at all, then added by `run`, left null
+    # a ledger written by the previous version: no column at all, then added by `run` and filled
+    # (quick_fill.py) on DuckDB, left null on PostgreSQL
     _execute(project, f"alter table {_ledger_table(project)} drop column payload_quick_hash")
     assert _diffs(project, monkeypatch, syncs) == {s: [] for s in syncs}  # `plan` reads it as null
     _no_op(project)
-    assert {s: set(_quick_hashes(project, s).values()) for s in syncs} == {s: {None} for s in syncs}
+    assert {s: _quick_hashes(project, s) for s in syncs} == written
 
 
 def _picked_with_and_without_quick_hashes(project: DbtProject, monkeypatch, syncs: tuple[str, ...]):
@@ -271,3 +272,44 @@ def test_the_quick_hash_written_is_the_one_the_next_diff_trusts(
     with_quick, md5_only = _picked_with_and_without_quick_hashes(project, monkeypatch, ("stripe_customers",))
     assert with_quick == {"stripe_customers": []}  # vouched for: no md5 computed, unchanged
     assert [k for k, _, _ in md5_only["stripe_customers"]] == ["1"]  # the md5 sees 'forged' <> its hash
+
+
+def test_a_run_fills_an_upgraded_ledgers_null_quick_hashes_and_sends_nothing(dbt_project, warehouse):
+    """A ledger whose quick hashes are null (written before the column, or by a writer that left it)
+    would compare every row by md5 on every run until the row changes: `run` fills each synced row
+    whose md5 still matches with the quick hash a send would have written (quick_fill.py), before its
+    diff, sending nothing for them; the diff then trusts them (plan: nothing). A row that changed is
+    not filled (a quick hash of its new values would hide the change): it is sent, as before.
+    PostgreSQL has no quick hash: nothing to fill, nothing runs."""
+    project = dbt_project
+    assert project.sync().returncode == 0  # every sync: customers, billing, `sync:` references
+    ledger = _ledger_table(project)
+    syncs = tuple(sorted({r[0] for r in project.query(f"select sync_name from {ledger}")}))
+    written = {s: _quick_hashes(project, s) for s in syncs}
+    _execute(project, f"update {ledger} set payload_quick_hash = null")
+    rows = project.read_seed("raw_customers")
+    rows[1]["city"] = "Paris"  # user 2 changed while the quick hashes were null
+    project.write_seed("raw_customers", rows)
+    project.build()
+    grace = project.ledger("stripe_customers")["2"]["stripe_id"]
+    project.emulator.clear_requests()
+    ran = project.sync("run", "-s", "stripe_customers")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-2000:]
+    writes = [(r["method"], r["path"]) for r in project.emulator.requests() if r["method"] != "GET"]
+    assert writes == [("POST", f"/v1/customers/{grace}")]  # user 2 alone
+    filled = _quick_hashes(project, "stripe_customers")
+    assert {k: v for k, v in filled.items() if k != "2"} == {
+        k: v for k, v in written["stripe_customers"].items() if k != "2"
+    }
+    if warehouse == "duckdb":
+        assert filled["2"] is not None and filled["2"] != written["stripe_customers"]["2"]  # by its send
+    others = [s for s in syncs if s != "stripe_customers"]
+    assert {s: set(_quick_hashes(project, s).values()) for s in others} == {s: {None} for s in others}
+
+    _no_op(project)  # every sync (`sync:` references too): filled, nothing sent, plan plans nothing
+    assert {s: _quick_hashes(project, s) for s in syncs if s != "stripe_customers"} == {
+        s: written[s] for s in others
+    }
+    assert _quick_hashes(project, "stripe_customers") == filled
+    if warehouse == "duckdb":
+        assert sum(v is not None for hashes in written.values() for v in hashes.values()) > 0
