@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.support import partial_parse
+from tests.support import dbt_in_process, partial_parse
 from tests.support.call_log import logged
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,12 +101,25 @@ class DbtProject:
         return f"{self.schema}_stripe_sync"
 
     # ---- running the tools ------------------------------------------------------------------
-    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
-        with logged(f"dbt {args[0]}", subprocess_=True):
-            proc = subprocess.run(
-                cmd, env=self.env, cwd=self.path, capture_output=True, text=True, timeout=300
-            )
+    def dbt(
+        self, *args: str, check: bool = True, subprocess_: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """The real dbt CLI: in this process through dbtRunner (tests/support/dbt_in_process.py)
+        unless a separate process is asked for, else the `dbt` console script."""
+        dbt_args = [*args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        if not subprocess_ and dbt_in_process.wanted(args):
+            with logged(f"dbt {args[0]}", subprocess_=False):
+                proc = dbt_in_process.run(dbt_args, self.env, self.path)
+        else:
+            with logged(f"dbt-subprocess {args[0]}", subprocess_=True):
+                proc = subprocess.run(
+                    [str(BIN / "dbt"), *dbt_args],
+                    env=self.env,
+                    cwd=self.path,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
