@@ -11,6 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support import dbt_in_process, partial_parse
+from tests.support.call_log import logged
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 _IGNORE = shutil.ignore_patterns(
@@ -79,6 +82,8 @@ class DbtProject:
         """A fresh copy; from `prebuilt` (same DuckDB file name, mtimes kept) the models are already built."""
         if prebuilt is not None:
             shutil.copytree(prebuilt, path, symlinks=True, ignore=shutil.ignore_patterns("logs"))
+            built_with = {"DBT_TARGET": "duckdb", "DSS_DUCKDB_PATH": str(prebuilt / "warehouse.duckdb")}
+            partial_parse.retarget(path, built_with, {**env, "DBT_TARGET": "duckdb"})
             return cls(path, env, built=True)
         shutil.copytree(template, path, symlinks=True, ignore=_IGNORE_KEEP_PACKAGES)
         return cls(path, env)
@@ -96,9 +101,25 @@ class DbtProject:
         return f"{self.schema}_stripe_sync"
 
     # ---- running the tools ------------------------------------------------------------------
-    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "dbt"), *args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
-        proc = subprocess.run(cmd, env=self.env, cwd=self.path, capture_output=True, text=True, timeout=300)
+    def dbt(
+        self, *args: str, check: bool = True, subprocess_: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """The real dbt CLI: in this process through dbtRunner (tests/support/dbt_in_process.py)
+        unless a separate process is asked for, else the `dbt` console script."""
+        dbt_args = [*args, "--project-dir", str(self.path), "--profiles-dir", str(self.path)]
+        if not subprocess_ and dbt_in_process.wanted(args):
+            with logged(f"dbt {args[0]}", subprocess_=False):
+                proc = dbt_in_process.run(dbt_args, self.env, self.path)
+        else:
+            with logged(f"dbt-subprocess {args[0]}", subprocess_=True):
+                proc = subprocess.run(
+                    [str(BIN / "dbt"), *dbt_args],
+                    env=self.env,
+                    cwd=self.path,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
@@ -129,17 +150,21 @@ class DbtProject:
             raise ValueError("use sync() for run/plan/validate only")
         env = {**self.env, **(env or {})}
         if subprocess_ or "DBT_STRIPE_SYNC_CRASH_AT" in env:
-            return subprocess.run(
-                [str(BIN / "dbt-stripe-sync"), *cli_args],
-                env=env,
-                cwd=self.path,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        return _run_in_process(cli_args, env, self.path)
+            with logged(f"sync-subprocess {args[0] if args else ''}", subprocess_=True):
+                return subprocess.run(
+                    [str(BIN / "dbt-stripe-sync"), *cli_args],
+                    env=env,
+                    cwd=self.path,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
+        with logged(f"sync {args[0] if args else ''}", subprocess_=False):
+            return _run_in_process(cli_args, env, self.path)
 
     def popen_sync(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+        with logged(f"sync-popen {args[0] if args else ''} (count only)", subprocess_=False):
+            pass
         cmd = [
             str(BIN / "dbt-stripe-sync"),
             *args,

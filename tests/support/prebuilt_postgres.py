@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support import partial_parse
 from tests.support.dbt_project import DbtProject, pg_connect, postgres_env
 
 _KEEP_PACKAGES = shutil.ignore_patterns("target", "logs", "*.duckdb", "*.duckdb.wal")
@@ -51,6 +52,7 @@ class PrebuiltPostgres:
                 data = file.read_bytes()
                 if old in data:
                     file.write_bytes(data.replace(old, new))
+        partial_parse.retarget(path, postgres_env(self.schema), env)  # no full parse in the copy
         project = DbtProject(path, env, built=True)
         self._copy_tables(project, schema)
         return project
