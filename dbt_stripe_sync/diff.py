@@ -171,7 +171,6 @@ def _diff_sql(
     part: str | None,
     partition: dict[str, int] | None = None,
 ) -> str:
-    columns = config.columns()
     kwargs: dict[str, Any] = {}
     if part is not None:  # passed only when wanted: a project's own override may predate the argument
         kwargs["part"] = part
@@ -179,18 +178,27 @@ def _diff_sql(
         kwargs["partition"] = partition
     return wh.macro(
         "diff_sql",
-        model_relation=model_relation,
-        ledger_relation=ledger_relation,
-        sync_name=config.name,
-        key_column=config.primary_key,
-        columns=columns,
-        fingerprint=fingerprint(config),
-        references=[{"sync": r.sync, "column": r.column} for r in config.references if r.sync],
+        **row_hash_args(config, model_relation, ledger_relation),
         include_deletes=include_deletes,
         retry_rejected=retry_rejected,
-        account=_account_sql(config, columns),
         **kwargs,
     )
+
+
+def row_hash_args(config: SyncConfig, model_relation: str, ledger_relation: str) -> dict[str, Any]:
+    """The arguments every macro hashing a sync's model rows as the diff does takes (diff_sql,
+    quick_fill_sql): the same columns, fingerprint, references and account, so the same hash."""
+    columns = config.columns()
+    return {
+        "model_relation": model_relation,
+        "ledger_relation": ledger_relation,
+        "sync_name": config.name,
+        "key_column": config.primary_key,
+        "columns": columns,
+        "fingerprint": fingerprint(config),
+        "references": [{"sync": r.sync, "column": r.column} for r in config.references if r.sync],
+        "account": _account_sql(config, columns),
+    }
 
 
 class _RowReader:

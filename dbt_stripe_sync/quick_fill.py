@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dbt_stripe_sync.config.model import SyncConfig
-from dbt_stripe_sync.diff import _account_sql, fingerprint
+from dbt_stripe_sync.diff import row_hash_args
 from dbt_stripe_sync.ledger import StateStore
 from dbt_stripe_sync.warehouse import Warehouse
 
@@ -29,18 +29,7 @@ def before_diff(prep: Any, config: SyncConfig, store: StateStore) -> None:
 
 def fill_quick_hashes(wh: Warehouse, config: SyncConfig, model_relation: str, ledger_relation: str) -> bool:
     """Fill the sync's null quick hashes whose md5 matches; True if it ran the fill."""
-    columns = config.columns()
-    update = wh.macro(
-        "quick_fill_sql",
-        model_relation=model_relation,
-        ledger_relation=ledger_relation,
-        sync_name=config.name,
-        key_column=config.primary_key,
-        columns=columns,
-        fingerprint=fingerprint(config),
-        references=[{"sync": r.sync, "column": r.column} for r in config.references if r.sync],
-        account=_account_sql(config, columns),
-    )
+    update = wh.macro("quick_fill_sql", **row_hash_args(config, model_relation, ledger_relation))
     if update is None:
         return False  # no quick hash on this warehouse
     needed = wh.macro("quick_fill_needed_sql", ledger_relation=ledger_relation, sync_name=config.name)
