@@ -386,7 +386,18 @@ class Applier:
             on_not_sent=not_sent,
             width=self.gw.max_in_flight * accounts,
             checkpoint=checkpoint,
+            own_key=self._own_key if checkpoint else None,
         )
+
+    def _own_key(self, change: Change) -> Change:
+        """The change under an idempotency key no other write has: the planner's key (sync, row,
+        action, content, attempt, state marker) salted with this run. Stripe answers a key it has seen
+        with its first response and applies nothing, so a value that comes back (A, B, A, B) or a row
+        that leaves and comes back with the same content must not reuse an earlier write's key. The
+        key is checkpointed with the write: a crash re-sends this one (`recover`, unsalted again)."""
+        if not change.idempotency_key:
+            return change
+        return replace(change, idempotency_key=f"{change.idempotency_key}_{self.run_id[:12]}")
 
     def _send_in_batches(
         self,

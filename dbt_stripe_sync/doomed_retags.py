@@ -4,6 +4,7 @@ was planned (doomed.py `Retag`) moved to the row's model, so it carries that row
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +26,9 @@ def send_retags(retags: Sequence[Retag], gw: StripeGateway, runs: Sequence[Any])
         if run is None or run.summary.status not in FINISHED or getattr(gw, "unavailable", None):
             continue
         tag = object_tag(retag.config.name, retag.key)
-        key = retag_key(retag.config, retag.key, retag.stripe_id, None)
+        # a tag set is safe to send again: a key of its own, so a tag that comes back (the object taken
+        # over, away and back) is applied, not answered with an earlier retag's saved response
+        key = f"{retag_key(retag.config, retag.key, retag.stripe_id, None)}_{uuid.uuid4().hex[:12]}"
         try:
             with gw.scope(retag.config.name):
                 adapter_for(retag.config.object).update(

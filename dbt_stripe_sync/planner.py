@@ -44,9 +44,11 @@ class Lookups:
 def idempotency_key(
     sync_name: str, key: str, action: str, row_hash: str | None, attempt: int, state: str = ""
 ) -> str:
-    """Deterministic per write attempt: a crash-and-resend reuses it, a new attempt after a
-    definite failure does not (Stripe would replay the failure). `state`: the state marker
-    (tagging.py), so two targets on one account never replay each other's writes."""
+    """The base of a write's key, per write attempt: a new attempt after a definite failure gets
+    another (Stripe would replay the failure). `state`: the state marker (tagging.py), so two
+    targets on one account never replay each other's writes. The applier salts it with the run as
+    it checkpoints the write (`Applier._own_key`), so a write repeating an earlier one is applied;
+    a crash-and-resend reuses the key checkpointed with it."""
     raw = f"{sync_name}\x1f{key}\x1f{action}\x1f{row_hash}\x1f{attempt}" + (f"\x1f{state}" if state else "")
     return "dss_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 

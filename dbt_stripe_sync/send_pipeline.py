@@ -40,6 +40,8 @@ class Lane:
     on_not_sent: Callable[[int], None]  # writes not attempted (Stripe unreachable)
     width: int = 4  # writes it can usefully keep in flight (its accounts' concurrency budgets)
     checkpoint: bool = True
+    # change -> the change under its own idempotency key, given as it is checkpointed (applier.py)
+    own_key: Callable[[Any], Any] | None = None
     todo: deque = field(default_factory=deque)  # not yet checkpointed
     ready: deque = field(default_factory=deque)  # checkpointed, not yet submitted
     done: list = field(default_factory=list)  # (change, entry, bucket, reason), not yet recorded
@@ -198,6 +200,8 @@ class SendPipeline:
     def _checkpoint(self, lane: Lane) -> None:
         batch = [lane.todo.popleft() for _ in range(min(self._size, len(lane.todo)))]
         if lane.checkpoint:
+            if lane.own_key is not None:
+                batch = [lane.own_key(c) for c in batch]
             self._write([lane.pending(c) for c in batch])
             crashpoint("after_checkpoint")
         lane.ready.extend(batch)
