@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dbt_stripe_sync import __version__, fast_exit, log_setup
+from dbt_stripe_sync import __version__, closed_output, fast_exit, log_setup
 from dbt_stripe_sync.errors import DssError, UsageError
 from dbt_stripe_sync.secrets import install_log_filter, redact_all
 
@@ -197,7 +197,8 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    code = _main(argv)
+    with closed_output.guarded():  # a reader that left (`| head`) neither stops nor passes a run
+        code = _main(argv)
     if argv is None and fast_exit.is_program():  # the program, not Python code calling main()
         fast_exit.exit_now(code)  # no interpreter teardown (~0.5 s of CPU): fast_exit.py
     return code
