@@ -314,12 +314,7 @@ def _account_sql(config: SyncConfig, columns: list[str]) -> dict[str, Any]:
 
 
 def _check_keys(wh: Warehouse, config: SyncConfig, model_relation: str) -> None:
-    """A primary key that is null or repeated would make rows overwrite each other in Stripe. Its
-    text decides (the diff joins on it); the key itself is grouped first, more cheaply, and the text
-    is looked at only when that finds something (key_check_native_sql; DuckDB)."""
-    native = wh.macro("key_check_native_sql", model_relation=model_relation, key_column=config.primary_key)
-    if native is not None and not wh.query(native)[1]:
-        return
+    """A primary key that is null or repeated would make rows overwrite each other in Stripe."""
     _, bad = wh.query(wh.macro("key_check_sql", model_relation=model_relation, key_column=config.primary_key))
     if not bad:
         return

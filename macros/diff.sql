@@ -104,24 +104,6 @@
   ) }}
 {% endmacro %}
 
-{#- A cheaper first look (~0.09 s instead of ~0.15 s of CPU for 1M integer keys): the key grouped as
-    itself, not as text. Equal texts come only from equal values, so when no value repeats (nor is
-    null) no text does either; when one does (natively equal, textually not: -0.0 and 0.0, 1.0 and
-    1.00 of a numeric), key_check_sql, on the text, decides and names the rows. DuckDB only (it
-    groups every type; PostgreSQL cannot group some, `json` among them): none elsewhere. -#}
-{% macro key_check_native_sql(model_relation, key_column) %}
-  {{ return(adapter.dispatch('key_check_native_sql', 'dbt_stripe_sync')(model_relation, key_column)) }}
-{% endmacro %}
-
-{% macro default__key_check_native_sql(model_relation, key_column) %}
-  {{ return(none) }}
-{% endmacro %}
-
-{% macro duckdb__key_check_native_sql(model_relation, key_column) %}
-  {%- set k = adapter.quote(key_column) -%}
-  {{ return('select 1 from ' ~ model_relation ~ ' group by ' ~ k ~ ' having count(*) > 1 or ' ~ k ~ ' is null limit 1') }}
-{% endmacro %}
-
 {#- values of a column that more than one row carries (a streamed plan remembers only these) -#}
 {% macro repeated_values_sql(model_relation, column) %}
   {{ return(adapter.dispatch('repeated_values_sql', 'dbt_stripe_sync')(model_relation, column)) }}
