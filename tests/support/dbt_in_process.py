@@ -20,7 +20,7 @@ import contextlib
 import io
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 FORCE_SUBPROCESS_ENV = "DSS_TEST_DBT_SUBPROCESS"
@@ -31,9 +31,10 @@ def wanted(args: Sequence[str]) -> bool:
     return not os.environ.get(FORCE_SUBPROCESS_ENV) and bool(args) and args[0] != "deps"
 
 
-def run(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    from dbt.cli.main import dbtRunner
-
+@contextlib.contextmanager
+def as_if_launched(env: Mapping[str, str], cwd: Path) -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    """This process with a command's environment and working directory, its stdout and stderr
+    captured (yielded), as a subprocess would have them; all restored after."""
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     out, err = io.StringIO(), io.StringIO()
     os.environ.clear()
@@ -41,14 +42,21 @@ def run(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Co
     os.chdir(cwd)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                result = dbtRunner().invoke(list(args))
-            finally:
-                _release_dbt_state()
+            yield out, err
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+
+
+def run(args: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    from dbt.cli.main import dbtRunner
+
+    with as_if_launched(env, cwd) as (out, err):
+        try:
+            result = dbtRunner().invoke(list(args))
+        finally:
+            _release_dbt_state()
     code = 0 if result.success else (2 if result.exception is not None else 1)
     stderr = err.getvalue() + (f"{result.exception}\n" if result.exception is not None else "")
     return subprocess.CompletedProcess(["dbt", *args], code, out.getvalue(), stderr)

@@ -268,21 +268,8 @@ def _run_in_process(
     cli_args: list[str], env: Mapping[str, str], cwd: Path
 ) -> subprocess.CompletedProcess[str]:
     """`dbt-stripe-sync ARGS` through its real entry point, with the environment and cwd it would have."""
-    import contextlib
-    import io
-
     from dbt_stripe_sync.cli import main
 
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    out, err = io.StringIO(), io.StringIO()
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(cli_args)
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
+    with dbt_in_process.as_if_launched(env, cwd) as (out, err):
+        code = main(cli_args)
     return subprocess.CompletedProcess(["dbt-stripe-sync", *cli_args], code, out.getvalue(), err.getvalue())
